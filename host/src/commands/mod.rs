@@ -1,0 +1,74 @@
+//! Argument parsing and dispatch for every `kefu` subcommand.
+
+mod bench;
+mod data;
+mod generate;
+mod models;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "kefu",
+    version,
+    about = "Self-hosted customer-support answering service"
+)]
+pub struct Cli {
+    /// Log output: human-readable text or one JSON object per line.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "KEFU_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fetch and list models.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Generate one answer with a model's chat template, streamed to stdout.
+    Generate(generate::GenerateArgs),
+    /// Prepare FAQ data.
+    #[command(subcommand)]
+    Data(Box<data::DataCommand>),
+    /// Measure throughput and latency.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Where model files live (catalog models are stored here by `kefu models pull`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ModelsDir {
+    #[arg(long = "models-dir", env = "KEFU_MODELS_DIR", default_value = "models")]
+    pub dir: PathBuf,
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Models(cmd) => models::run(cmd),
+        Command::Generate(args) => generate::run(args),
+        Command::Bench(cmd) => bench::run(cmd),
+        Command::Data(cmd) => data::run(*cmd),
+    }
+}
+
+pub fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("KEFU_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
