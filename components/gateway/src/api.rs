@@ -486,24 +486,27 @@ fn wrong_type(param: &str, expected: &str, got: &Value) -> ApiError {
 
 // ---- responses ----------------------------------------------------------------------------
 
-/// The `kefu` object on every completion (the last chunk when streaming).
+/// The `kefu` object on every completion (the last chunk when streaming): the guard's
+/// verdict on the text the client received.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KefuMeta {
     /// `answer`, `refuse` or `handoff`.
     pub action: &'static str,
-    /// Whether the answer rests on knowledge-base entries.
+    /// Whether the text is backed by the cited knowledge-base entries.
     pub grounded: bool,
-    /// Ids of the FAQ entries used.
+    /// Ids of the FAQ entries behind the text, primary first.
     pub citations: Vec<String>,
+    /// True when the model's answer was rejected and replaced by the FAQ answer.
+    pub replaced: bool,
 }
 
-impl KefuMeta {
-    /// A plain model answer: no guardrail decision, no grounding yet.
-    pub fn answer() -> Self {
+impl From<&kefu_guard::Final> for KefuMeta {
+    fn from(done: &kefu_guard::Final) -> Self {
         Self {
-            action: "answer",
-            grounded: false,
-            citations: Vec::new(),
+            action: done.action.as_str(),
+            grounded: done.grounded,
+            citations: done.citations.clone(),
+            replaced: done.replaced,
         }
     }
 }
@@ -883,7 +886,14 @@ mod tests {
             "hello".into(),
             "stop".into(),
             Usage::new(3, 2, 1),
-            KefuMeta::answer(),
+            KefuMeta::from(&kefu_guard::Final {
+                text: "hello".into(),
+                action: kefu_guard::Action::Answer,
+                grounded: true,
+                citations: vec!["refund-1".into()],
+                replaced: false,
+                reason: "covered".into(),
+            }),
         );
         assert_eq!(
             serde_json::to_value(&c).unwrap(),
@@ -893,7 +903,8 @@ mod tests {
                              "finish_reason": "stop", "logprobs": null}],
                 "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5,
                           "prompt_tokens_details": {"cached_tokens": 1}},
-                "kefu": {"action": "answer", "grounded": false, "citations": []}
+                "kefu": {"action": "answer", "grounded": true, "citations": ["refund-1"],
+                         "replaced": false}
             })
         );
     }

@@ -6,21 +6,21 @@
 //! | `api_keys`      | comma-separated SHA-256 hex digests of accepted API keys        | none: all requests rejected |
 //! | `auth_disabled` | `true` turns authentication off entirely                        | `false`   |
 //! | `models`        | comma-separated model names granted to the component; the first is `default` | none |
-//! | `system_prompt` | system message used when a request brings none                  | none      |
-//! | `chat_template` | `chatml`, `llama3` or `gemma`                                   | `chatml`  |
 //!
-//! A variable the manifest does not define reads as its default.
+//! plus the guardrail settings of [`GuardConfig`] (`answer_mode`, `chat_template`,
+//! `product_name`, `system_prompt`, thresholds, texts, ...: every name in
+//! [`GuardConfig::VARIABLES`], documented in `kefu_guard::config`). A variable the manifest
+//! does not define, or defines as blank, reads as its default.
+
+use kefu_guard::GuardConfig;
 
 use crate::api::DEFAULT_MODEL;
 use crate::auth::{KeyDigest, parse_key_digests};
-use crate::template::ChatTemplate;
 
 /// Variable names.
 pub const VAR_API_KEYS: &str = "api_keys";
 pub const VAR_AUTH_DISABLED: &str = "auth_disabled";
 pub const VAR_MODELS: &str = "models";
-pub const VAR_SYSTEM_PROMPT: &str = "system_prompt";
-pub const VAR_CHAT_TEMPLATE: &str = "chat_template";
 
 /// Parsed configuration.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -29,8 +29,8 @@ pub struct Config {
     pub auth_disabled: bool,
     /// Granted model names, in order, without duplicates. The first is the default.
     pub models: Vec<String>,
-    pub system_prompt: Option<String>,
-    pub template: ChatTemplate,
+    /// Guardrails: answer mode, thresholds, chat template, prompts and reply texts.
+    pub guard: GuardConfig,
 }
 
 impl Config {
@@ -58,16 +58,27 @@ impl Config {
         }
 
         let models = parse_models(&get(VAR_MODELS)?);
-        let system_prompt = Some(get(VAR_SYSTEM_PROMPT)?).filter(|p| !p.trim().is_empty());
-        let template = get(VAR_CHAT_TEMPLATE)?.parse::<ChatTemplate>()?;
+
+        // `from_vars` cannot fail on a lookup, so the first lookup failure is kept aside.
+        let mut lookup_error = None;
+        let guard = GuardConfig::from_vars(|name| match lookup(name) {
+            Ok(value) => value,
+            Err(e) => {
+                lookup_error.get_or_insert(e);
+                None
+            }
+        });
+        if let Some(e) = lookup_error {
+            return Err(e);
+        }
+        let guard = guard.map_err(|e| e.to_string())?;
 
         Ok((
             Self {
                 api_keys,
                 auth_disabled,
                 models,
-                system_prompt,
-                template,
+                guard,
             },
             warnings,
         ))
@@ -137,8 +148,8 @@ mod tests {
     fn defaults_fail_closed() {
         let (c, warnings) = config(&[]).unwrap();
         assert!(c.api_keys.is_empty() && !c.auth_disabled);
-        assert!(c.models.is_empty() && c.system_prompt.is_none());
-        assert_eq!(c.template, ChatTemplate::ChatMl);
+        assert!(c.models.is_empty());
+        assert_eq!(c.guard, GuardConfig::default());
         assert_eq!(warnings.len(), 1, "{warnings:?}");
         assert_eq!(c.resolve_model("default"), None);
     }
@@ -149,8 +160,12 @@ mod tests {
         let (c, warnings) = config(&[
             ("api_keys", &format!("{digest},bad")),
             ("models", " smollm2-135m-instruct , gemma ,default,gemma,"),
-            ("system_prompt", "Be kind."),
+            ("system_prompt", "Be kind to {product} users."),
             ("chat_template", "llama3"),
+            ("answer_mode", "generative"),
+            ("product_name", "CloudSail"),
+            ("answer_threshold", "0.5"),
+            ("pii_allow_domains", "CloudSail.example"),
             ("auth_disabled", "false"),
         ])
         .unwrap();
@@ -162,16 +177,35 @@ mod tests {
         assert_eq!(c.resolve_model("gemma"), Some("gemma"));
         assert_eq!(c.resolve_model("GEMMA"), None);
         assert_eq!(c.resolve_model("other"), None);
-        assert_eq!(c.system_prompt.as_deref(), Some("Be kind."));
-        assert_eq!(c.template, ChatTemplate::Llama3);
+        let g = &c.guard;
+        assert_eq!(g.system_prompt, "Be kind to {product} users.");
+        assert_eq!(g.chat_template, kefu_guard::ChatTemplate::Llama3);
+        assert_eq!(g.answer_mode, kefu_guard::AnswerMode::Generative);
+        assert_eq!(g.product_name, "CloudSail");
+        assert_eq!(g.answer_threshold, 0.5);
+        assert_eq!(g.pii_allow_domains, ["cloudsail.example"]);
     }
 
     #[test]
     fn invalid_values_are_errors() {
-        assert!(config(&[("chat_template", "jinja")]).is_err());
+        let e = config(&[("chat_template", "jinja")]).unwrap_err();
+        assert!(e.contains("chat_template"), "{e}");
+        let e = config(&[("answer_mode", "creative")]).unwrap_err();
+        assert!(e.contains("answer_mode"), "{e}");
+        assert!(
+            config(&[("answer_threshold", "0.3")]).is_err(),
+            "below refuse_threshold"
+        );
         assert!(config(&[("auth_disabled", "maybe")]).is_err());
         let (c, _) = config(&[("auth_disabled", "TRUE")]).unwrap();
         assert!(c.auth_disabled);
         assert!(Config::from_lookup(|_| Err("host down".into())).is_err());
+        // A failing lookup of a guard variable is an error too, not a silent default.
+        let e = Config::from_lookup(|name| match name {
+            "answer_mode" => Err("host down".into()),
+            _ => Ok(None),
+        })
+        .unwrap_err();
+        assert_eq!(e, "host down");
     }
 }

@@ -1,48 +1,65 @@
-//! The HTTP entry point: routing, authentication, and driving one generation to a JSON or
-//! streamed response. Policy lives in the pure modules; this file only wires them to
-//! `wasi:http` and `wasi:nn`.
+//! The HTTP entry point: routing, authentication, the guard's plan, and driving one
+//! generation to a JSON or streamed response. Policy lives in the pure modules and in
+//! `kefu-guard`; this file only wires them to `wasi:http`, `wasi:nn` and the `/kb` mount.
 //!
 //! Routes: `POST /v1/chat/completions`, `GET /v1/models`, `GET /v1/models/{id}`.
 //!
-//! A streamed response starts only after the first `compute` succeeded, so errors found
-//! before any text exists (unknown model, context too long, overload) still get their proper
-//! status. When a write to the client fails, the generation is dropped, which cancels it on
-//! the host.
+//! Replies that need no model (refuse, hand-off, `extractive` answers) and buffered
+//! generations (`auto` mode, see [`crate::guardrails`]) are sent whole, as JSON or as a
+//! complete event stream. A live stream (`generative` mode) starts only after the first
+//! `compute` succeeded, so errors found before any text exists (unknown model, context too
+//! long, overload) still get their proper status. When a write to the client fails, the
+//! generation is dropped, which cancels it on the host.
 
 use futures::{SinkExt, StreamExt};
 use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
 
+use kefu_guard::{Final, Guard, GuardConfig, Knowledge, Plan};
+
 use crate::api::{self, ChatCompletion, KefuMeta, ModelList, ModelObject, Usage};
 use crate::auth::{self, AuthOutcome};
 use crate::config::{self, Config};
 use crate::errors::ApiError;
+use crate::guardrails::{self, TrimStream};
 use crate::nn::client::Generation;
 use crate::nn::{Done, Step};
 use crate::sse::{self, ChunkWriter};
-use crate::template;
 
 const JSON: &str = "application/json";
 
 /// What a route produced.
 enum Outcome {
-    Json { status: u16, body: String },
-    Stream(StreamJob),
+    Json {
+        status: u16,
+        body: String,
+    },
+    /// A complete event stream (the text was known before the response started).
+    Events(Vec<u8>),
+    Stream(Box<StreamJob>),
 }
 
-/// A generation that has produced its first step and waits to be streamed.
+/// A generation that has produced its first step and waits to be streamed live; the guard's
+/// inputs travel along so the last chunk can carry its verdict.
 struct StreamJob {
     generation: Generation,
     first: Step,
     writer: ChunkWriter,
     include_usage: bool,
     requested_model: String,
+    knowledge: Knowledge,
+    guard_config: GuardConfig,
+    plan: Plan,
 }
 
 #[http_component]
 async fn handle(request: IncomingRequest, out: ResponseOutparam) {
     match dispatch(request).await {
-        Ok(Outcome::Json { status, body }) => send(out, status, JSON, &[], body).await,
+        Ok(Outcome::Json { status, body }) => send(out, status, JSON, &[], body.into_bytes()).await,
+        Ok(Outcome::Events(body)) => {
+            let extra = [("cache-control", "no-cache")];
+            send(out, 200, sse::CONTENT_TYPE, &extra, body).await
+        }
         Ok(Outcome::Stream(job)) => stream(out, job).await,
         Err(error) => send_error(out, &error).await,
     }
@@ -127,30 +144,47 @@ async fn chat_completions(request: IncomingRequest, config: &Config) -> Result<O
         .resolve_model(&chat.model)
         .ok_or_else(|| ApiError::model_not_found(&chat.model))?
         .to_owned();
-    let prompt = template::render(
-        config.template,
-        config.system_prompt.as_deref(),
-        &chat.messages,
-    );
 
-    let (mut generation, first) =
-        Generation::start(&model, &prompt, &chat.options).map_err(|e| nn_error(&e, &chat.model))?;
-    let id = completion_id();
-    let created = unix_time();
+    let knowledge = guardrails::load_knowledge(|path| std::fs::read(path)).map_err(|e| {
+        eprintln!("kefu-gateway: {e}");
+        ApiError::internal(format!("The server is misconfigured: {e}."))
+    })?;
+    let guard = Guard::new(&knowledge, config.guard.clone());
+    // The plan masks personal data: only the masked question and history reach the prompt.
+    let plan = guard.plan(&guardrails::messages(&chat.messages));
+    let writer = ChunkWriter {
+        id: completion_id(),
+        created: unix_time(),
+        model,
+    };
 
-    if chat.stream {
-        return Ok(Outcome::Stream(StreamJob {
+    let Some(prompt) = plan.prompt.as_deref() else {
+        // Refuse, hand off, or an extractive answer: the reply is final, no model call.
+        let done = guard.finalize(&plan, "");
+        return Ok(reply(&chat, writer, &done, "stop", Usage::new(0, 0, 0)));
+    };
+
+    let (mut generation, first) = Generation::start(&writer.model, prompt, &chat.options)
+        .map_err(|e| nn_error(&e, &chat.model))?;
+
+    if chat.stream && guardrails::stream_live(config.guard.answer_mode) {
+        drop(guard);
+        return Ok(Outcome::Stream(Box::new(StreamJob {
             generation,
             first,
-            writer: ChunkWriter { id, created, model },
+            writer,
             include_usage: chat.include_usage,
             requested_model: chat.model,
-        }));
+            knowledge,
+            guard_config: config.guard.clone(),
+            plan,
+        })));
     }
 
+    // Buffered: the output guard needs the whole text before anything is sent.
     let mut content = String::new();
     let mut step = first;
-    let done = loop {
+    let model_done = loop {
         content.push_str(&step.text);
         if let Some(done) = step.done {
             break done;
@@ -160,27 +194,57 @@ async fn chat_completions(request: IncomingRequest, config: &Config) -> Result<O
             .map_err(|e| nn_error(&e, &chat.model))?;
     };
     drop(generation);
-    let completion = ChatCompletion::new(
-        id,
-        created,
-        model,
-        content,
-        done.finish_reason.clone(),
-        usage(&done),
-        KefuMeta::answer(),
-    );
-    Ok(json(200, &completion))
+    let done = guard.finalize(&plan, &content);
+    let finish_reason = guardrails::finish_reason(&model_done.finish_reason, &done);
+    Ok(reply(
+        &chat,
+        writer,
+        &done,
+        &finish_reason,
+        usage(&model_done),
+    ))
 }
 
-/// Streams a started generation as SSE; returns when it ends or the client is gone.
-async fn stream(out: ResponseOutparam, job: StreamJob) {
+/// The finalized text as a `chat.completion`, or as a complete event stream when the client
+/// asked for `stream`.
+fn reply(
+    chat: &api::ChatRequest,
+    writer: ChunkWriter,
+    done: &Final,
+    finish_reason: &str,
+    usage: Usage,
+) -> Outcome {
+    let kefu = KefuMeta::from(done);
+    if chat.stream {
+        let usage = chat.include_usage.then_some(usage);
+        return Outcome::Events(writer.whole(&done.text, finish_reason, kefu, usage));
+    }
+    let completion = ChatCompletion::new(
+        writer.id,
+        writer.created,
+        writer.model,
+        done.text.clone(),
+        finish_reason.to_owned(),
+        usage,
+        kefu,
+    );
+    json(200, &completion)
+}
+
+/// Streams a started generation live as SSE; returns when it ends or the client is gone.
+/// The text is trimmed as `Guard::finalize` trims it; the guard's verdict goes in the last
+/// chunk.
+async fn stream(out: ResponseOutparam, job: Box<StreamJob>) {
     let StreamJob {
         mut generation,
         first,
         writer,
         include_usage,
         requested_model,
-    } = job;
+        knowledge,
+        guard_config,
+        plan,
+    } = *job;
     let response = OutgoingResponse::new(headers(&[
         ("content-type", sse::CONTENT_TYPE),
         ("cache-control", "no-cache"),
@@ -195,15 +259,22 @@ async fn stream(out: ResponseOutparam, job: StreamJob) {
     if body.send(writer.role()).await.is_err() {
         return;
     }
+    let mut content = String::new();
+    let mut trim = TrimStream::default();
     let mut step = first;
     loop {
-        if !step.text.is_empty() && body.send(writer.content(&step.text)).await.is_err() {
+        content.push_str(&step.text);
+        let text = trim.push(&step.text);
+        if !text.is_empty() && body.send(writer.content(&text)).await.is_err() {
             return;
         }
-        if let Some(done) = step.done {
+        if let Some(model_done) = step.done {
             drop(generation);
-            let usage = include_usage.then(|| usage(&done));
-            let finish = writer.finish(&done.finish_reason, KefuMeta::answer(), usage);
+            let guard = Guard::new(&knowledge, guard_config);
+            let done = guard.finalize(&plan, &content);
+            let usage = include_usage.then(|| usage(&model_done));
+            let finish_reason = guardrails::finish_reason(&model_done.finish_reason, &done);
+            let finish = writer.finish(&finish_reason, KefuMeta::from(&done), usage);
             if body.send(finish).await.is_ok() {
                 let _ = body.send(sse::DONE.to_vec()).await;
             }
@@ -293,7 +364,7 @@ async fn send(
     status: u16,
     content_type: &str,
     extra: &[(&str, &str)],
-    body: String,
+    body: Vec<u8>,
 ) {
     let mut pairs = vec![("content-type", content_type)];
     pairs.extend_from_slice(extra);
@@ -302,7 +373,7 @@ async fn send(
         .set_status_code(status)
         .expect("status codes used here are valid");
     // A failure here means the client is gone; there is no one left to tell.
-    let _ = out.set_with_body(response, body.into_bytes()).await;
+    let _ = out.set_with_body(response, body).await;
 }
 
 async fn send_error(out: ResponseOutparam, error: &ApiError) {
@@ -317,7 +388,14 @@ async fn send_error(out: ResponseOutparam, error: &ApiError) {
     if let Some(allow) = error.allow {
         extra.push(("allow", allow));
     }
-    send(out, error.status, JSON, &extra, error.to_json()).await;
+    send(
+        out,
+        error.status,
+        JSON,
+        &extra,
+        error.to_json().into_bytes(),
+    )
+    .await;
 }
 
 /// `chatcmpl-` and 24 random hex digits.

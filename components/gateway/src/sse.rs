@@ -4,6 +4,8 @@
 //! chunk with `finish_reason` and the `kefu` object (and `usage` when the client asked for it
 //! with `stream_options.include_usage`), then `data: [DONE]`. A failure after the stream has
 //! started is sent as one `data: {"error": ..}` event and the stream ends without `[DONE]`.
+//! A reply known before the response starts (no model call, or a buffered generation) is the
+//! same sequence with exactly one content chunk ([`ChunkWriter::whole`]).
 
 use crate::api::{ChatCompletionChunk, ChunkChoice, Delta, KefuMeta, Usage};
 use crate::errors::ApiError;
@@ -85,6 +87,26 @@ impl ChunkWriter {
     }
 }
 
+impl ChunkWriter {
+    /// A complete stream for a text known up front: role chunk, one content chunk (none when
+    /// `text` is empty), the final chunk, `[DONE]`.
+    pub fn whole(
+        &self,
+        text: &str,
+        finish_reason: &str,
+        kefu: KefuMeta,
+        usage: Option<Usage>,
+    ) -> Vec<u8> {
+        let mut out = self.role();
+        if !text.is_empty() {
+            out.extend(self.content(text));
+        }
+        out.extend(self.finish(finish_reason, kefu, usage));
+        out.extend_from_slice(DONE);
+        out
+    }
+}
+
 /// An error event for a failure after the stream started.
 pub fn error(error: &ApiError) -> Vec<u8> {
     event(&error.to_json())
@@ -137,17 +159,80 @@ mod tests {
         );
         assert!(c.get("kefu").is_none() && c.get("usage").is_none());
 
-        let f = payload(&w.finish("stop", KefuMeta::answer(), None));
+        let f = payload(&w.finish("stop", meta(), None));
         assert_eq!(f["choices"][0]["delta"], json!({}));
         assert_eq!(f["choices"][0]["finish_reason"], "stop");
         assert_eq!(
             f["kefu"],
-            json!({"action": "answer", "grounded": false, "citations": []})
+            json!({"action": "refuse", "grounded": false, "citations": [], "replaced": false})
         );
         assert!(f.get("usage").is_none());
 
-        let f = payload(&w.finish("length", KefuMeta::answer(), Some(Usage::new(5, 2, 0))));
+        let f = payload(&w.finish("length", meta(), Some(Usage::new(5, 2, 0))));
         assert_eq!(f["usage"]["total_tokens"], 7);
+    }
+
+    fn meta() -> KefuMeta {
+        KefuMeta {
+            action: "refuse",
+            grounded: false,
+            citations: Vec::new(),
+            replaced: false,
+        }
+    }
+
+    /// Splits a byte stream into its events' JSON payloads (`[DONE]` as a string).
+    fn events(bytes: &[u8]) -> Vec<Value> {
+        let s = std::str::from_utf8(bytes).unwrap();
+        assert!(s.ends_with("\n\n"));
+        s.split_terminator("\n\n")
+            .map(|e| {
+                let data = e.strip_prefix("data: ").unwrap();
+                serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.into()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn whole_reply_is_one_content_chunk_then_the_verdict() {
+        let w = writer();
+        let kefu = KefuMeta {
+            action: "handoff",
+            grounded: true,
+            citations: vec!["human-1".into()],
+            replaced: false,
+        };
+        let e = events(&w.whole(
+            "Call 400-820-1234.",
+            "stop",
+            kefu,
+            Some(Usage::new(0, 0, 0)),
+        ));
+        assert_eq!(e.len(), 4, "{e:?}");
+        assert_eq!(e[0]["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(
+            e[1]["choices"][0]["delta"],
+            json!({"content": "Call 400-820-1234."})
+        );
+        assert!(e[1].get("kefu").is_none());
+        assert_eq!(e[2]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(
+            e[2]["kefu"],
+            json!({"action": "handoff", "grounded": true, "citations": ["human-1"],
+                   "replaced": false})
+        );
+        assert_eq!(e[2]["usage"]["total_tokens"], 0);
+        assert_eq!(e[3], "[DONE]");
+        // All chunks of one completion share id, created and model.
+        for chunk in &e[..3] {
+            assert_eq!(
+                (&chunk["id"], &chunk["created"], &chunk["model"]),
+                (&json!("chatcmpl-x"), &json!(7), &json!("m"))
+            );
+        }
+        let e = events(&w.whole("", "stop", meta(), None));
+        assert_eq!(e.len(), 3, "no empty content chunk");
+        assert!(e[1].get("usage").is_none());
     }
 
     #[test]
