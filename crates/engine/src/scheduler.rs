@@ -112,6 +112,7 @@ impl<'m> Scheduler<'m> {
             self.drop_cancelled();
             self.admit();
             self.start_waiters();
+            self.publish_stats();
             self.step();
             self.publish_stats();
         }

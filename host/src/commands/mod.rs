@@ -4,6 +4,7 @@ mod bench;
 mod data;
 mod generate;
 mod models;
+mod up;
 
 use std::path::PathBuf;
 
@@ -32,6 +33,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve an application (spin.toml) with its models.
+    Up(Box<up::UpArgs>),
     /// Fetch and list models.
     #[command(subcommand)]
     Models(models::ModelsCommand),
@@ -54,6 +57,7 @@ pub struct ModelsDir {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Up(args) => up::run(*args),
         Command::Models(cmd) => models::run(cmd),
         Command::Generate(args) => generate::run(args),
         Command::Bench(cmd) => bench::run(cmd),
