@@ -23,7 +23,7 @@ pub struct Kefu {
 
 impl Kefu {
     /// Starts `kefu up` on the repository's spin.toml with extra arguments and waits until
-    /// `/ready` answers 200.
+    /// `/ready` answers 200. Sequences get 1024 tokens unless `extra` says otherwise.
     pub fn start(extra: &[&str]) -> Kefu {
         let root = repo();
         let gateway = root.join("components/dist/gateway.wasm");
@@ -46,7 +46,12 @@ impl Kefu {
             ])
             .arg("--state-dir")
             .arg(state.path())
-            .args(["--parallel", "8", "--ctx-per-seq", "1024", "--threads", "2"])
+            .args(["--parallel", "8", "--threads", "2"])
+            .args(if extra.contains(&"--ctx-per-seq") {
+                &[][..]
+            } else {
+                &["--ctx-per-seq", "1024"][..]
+            })
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -111,7 +116,7 @@ impl Kefu {
         body: &[u8],
     ) -> std::io::Result<TcpStream> {
         let mut stream = TcpStream::connect(self.addr)?;
-        stream.set_read_timeout(Some(Duration::from_secs(120)))?;
+        stream.set_read_timeout(Some(Duration::from_secs(300)))?;
         let mut head = format!(
             "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n",
             self.addr,
@@ -122,7 +127,14 @@ impl Kefu {
         }
         head.push_str("\r\n");
         stream.write_all(head.as_bytes())?;
-        stream.write_all(body)?;
+        // A server may answer (413) and close before reading a large body; the answer is still
+        // there to read.
+        if let Err(e) = stream.write_all(body)
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+            && e.kind() != std::io::ErrorKind::ConnectionReset
+        {
+            return Err(e);
+        }
         Ok(stream)
     }
 

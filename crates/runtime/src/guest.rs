@@ -151,6 +151,7 @@ pub(crate) async fn handle(
 
     let (outcome_tx, outcome_rx) = oneshot::channel();
     let timeout = app.limits.request_timeout;
+    let fuel_budget = app.limits.fuel;
     let counters_task = counters.clone();
     let task_component = component.clone();
     let task = tokio::spawn(async move {
@@ -168,7 +169,12 @@ pub(crate) async fn handle(
                 .map_err(|e| (false, e))
         };
         let outcome = match tokio::time::timeout(timeout, run).await {
-            Ok(Ok(())) => Outcome::Completed,
+            Ok(Ok(())) => {
+                // Fuel used tells how close real requests come to the CPU budget.
+                let fuel_used = fuel_budget.saturating_sub(store.get_fuel().unwrap_or(0));
+                tracing::debug!(component = %task_component, fuel_used, "request handled");
+                Outcome::Completed
+            }
             Ok(Err((instantiating, e))) => {
                 let kind = classify(&e, instantiating, store.data().limiter.exceeded);
                 tracing::warn!(
