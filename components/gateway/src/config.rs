@@ -6,6 +6,7 @@
 //! | `api_keys`      | comma-separated SHA-256 hex digests of accepted API keys        | none: all requests rejected |
 //! | `auth_disabled` | `true` turns authentication off entirely                        | `false`   |
 //! | `models`        | comma-separated model names granted to the component; the first is `default` | none |
+//! | `quota_per_minute` | chat completions one API key may request per minute; 0 or blank: unlimited | 0 |
 //!
 //! plus the guardrail settings of [`GuardConfig`] (`answer_mode`, `chat_template`,
 //! `product_name`, `system_prompt`, thresholds, texts, ...: every name in
@@ -21,6 +22,7 @@ use crate::auth::{KeyDigest, parse_key_digests};
 pub const VAR_API_KEYS: &str = "api_keys";
 pub const VAR_AUTH_DISABLED: &str = "auth_disabled";
 pub const VAR_MODELS: &str = "models";
+pub const VAR_QUOTA_PER_MINUTE: &str = "quota_per_minute";
 
 /// Parsed configuration.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -29,6 +31,8 @@ pub struct Config {
     pub auth_disabled: bool,
     /// Granted model names, in order, without duplicates. The first is the default.
     pub models: Vec<String>,
+    /// Chat completions per API key per minute; `None`: unlimited.
+    pub quota_per_minute: Option<u32>,
     /// Guardrails: answer mode, thresholds, chat template, prompts and reply texts.
     pub guard: GuardConfig,
 }
@@ -58,6 +62,7 @@ impl Config {
         }
 
         let models = parse_models(&get(VAR_MODELS)?);
+        let quota_per_minute = parse_quota(&get(VAR_QUOTA_PER_MINUTE)?)?;
 
         // `from_vars` cannot fail on a lookup, so the first lookup failure is kept aside.
         let mut lookup_error = None;
@@ -78,6 +83,7 @@ impl Config {
                 api_keys,
                 auth_disabled,
                 models,
+                quota_per_minute,
                 guard,
             },
             warnings,
@@ -107,6 +113,21 @@ pub fn parse_models(list: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// `quota_per_minute`: a whole number; blank or 0 means unlimited.
+fn parse_quota(value: &str) -> Result<Option<u32>, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(None);
+    }
+    match value.parse::<u32>() {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(n)),
+        Err(_) => Err(format!(
+            "variable `{VAR_QUOTA_PER_MINUTE}` must be a whole number (0: unlimited), not {value:?}"
+        )),
+    }
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, String> {
@@ -197,6 +218,22 @@ mod tests {
             "below refuse_threshold"
         );
         assert!(config(&[("auth_disabled", "maybe")]).is_err());
+        assert!(config(&[("quota_per_minute", "-1")]).is_err());
+        assert!(config(&[("quota_per_minute", "lots")]).is_err());
+        assert_eq!(
+            config(&[("quota_per_minute", "0")])
+                .unwrap()
+                .0
+                .quota_per_minute,
+            None
+        );
+        assert_eq!(
+            config(&[("quota_per_minute", " 30 ")])
+                .unwrap()
+                .0
+                .quota_per_minute,
+            Some(30)
+        );
         let (c, _) = config(&[("auth_disabled", "TRUE")]).unwrap();
         assert!(c.auth_disabled);
         assert!(Config::from_lookup(|_| Err("host down".into())).is_err());

@@ -92,6 +92,27 @@ impl ApiError {
         error
     }
 
+    /// 404 for something the request names (not a model) that does not exist.
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(404, "invalid_request_error", code, message)
+    }
+
+    /// 429: the API key used up its quota of `limit` requests a minute; retry after
+    /// `retry_after` seconds (the next window).
+    pub fn quota_exceeded(limit: u32, retry_after: u32) -> Self {
+        let mut error = Self::new(
+            429,
+            "requests",
+            "rate_limit_exceeded",
+            format!(
+                "Rate limit reached: this API key may make {limit} chat requests per minute. \
+                 Retry after {retry_after} s."
+            ),
+        );
+        error.retry_after = Some(retry_after);
+        error
+    }
+
     /// 404 for an unknown path.
     pub fn unknown_route(method: &str, path: &str) -> Self {
         Self::new(
@@ -218,6 +239,12 @@ mod tests {
             (429, "server_overloaded", Some(1))
         );
         assert_eq!(e.message, "queue full");
+
+        let e = ApiError::quota_exceeded(3, 17);
+        assert_eq!(
+            (e.status, e.kind, e.code, e.retry_after),
+            (429, "requests", "rate_limit_exceeded", Some(17))
+        );
 
         let e = ApiError::from_nn(&nn(NnErrorCode::TooLarge, ""), "m");
         assert_eq!((e.status, e.code), (400, "context_length_exceeded"));

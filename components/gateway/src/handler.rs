@@ -2,7 +2,14 @@
 //! generation to a JSON or streamed response. Policy lives in the pure modules and in
 //! `kefu-guard`; this file only wires them to `wasi:http`, `wasi:nn` and the `/kb` mount.
 //!
-//! Routes: `POST /v1/chat/completions`, `GET /v1/models`, `GET /v1/models/{id}`.
+//! Routes: `POST /v1/chat/completions`, `POST /v1/feedback`, `GET /v1/models`,
+//! `GET /v1/models/{id}`.
+//!
+//! State lives in the key-value store `default` (granted in spin.toml): every finished chat
+//! completion is recorded under `completion:<id>` before its last byte is sent (so feedback
+//! can follow at once), feedback under `feedback:<id>`, and per-key quota counters under
+//! `quota:<digest>`. Recording and quota counting are best effort: when the store fails, the
+//! chat still gets its answer and the failure is logged (without content).
 //!
 //! Replies that need no model (refuse, hand-off, `extractive` answers) and buffered
 //! generations (`auto` mode, see [`crate::guardrails`]) are sent whole, as JSON or as a
@@ -14,28 +21,38 @@
 use futures::{SinkExt, StreamExt};
 use spin_sdk::http::{Fields, IncomingRequest, Method, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
+use spin_sdk::key_value::Store;
 
+use kefu_feedback::{CompletionRecord, completion_key, feedback_key};
 use kefu_guard::{Final, Guard, GuardConfig, Knowledge, Plan};
 
 use crate::api::{self, ChatCompletion, KefuMeta, ModelList, ModelObject, Usage};
 use crate::auth::{self, AuthOutcome};
 use crate::config::{self, Config};
 use crate::errors::ApiError;
+use crate::feedback;
 use crate::guardrails::{self, TrimStream};
 use crate::nn::client::Generation;
 use crate::nn::{Done, Step};
+use crate::quota::{self, Decision};
+use crate::records::{self, Meta};
 use crate::sse::{self, ChunkWriter};
 
 const JSON: &str = "application/json";
+/// Reports the guardrail's decision to the host (metrics and the access log).
+const ACTION_HEADER: &str = "x-kefu-action";
 
 /// What a route produced.
 enum Outcome {
     Json {
         status: u16,
         body: String,
+        /// The guardrail's decision, for the `x-kefu-action` header (chat completions).
+        action: Option<&'static str>,
     },
-    /// A complete event stream (the text was known before the response started).
-    Events(Vec<u8>),
+    /// A complete event stream (the text was known before the response started), and the
+    /// guardrail's decision.
+    Events(Vec<u8>, &'static str),
     Stream(Box<StreamJob>),
 }
 
@@ -52,12 +69,25 @@ struct StreamJob {
     plan: Plan,
 }
 
+/// The key-value store the gateway keeps its records in.
+fn open_store() -> Result<Store, String> {
+    Store::open(kefu_feedback::STORE)
+        .map_err(|e| format!("key-value store `{}`: {e:?}", kefu_feedback::STORE))
+}
+
 #[http_component]
 async fn handle(request: IncomingRequest, out: ResponseOutparam) {
     match dispatch(request).await {
-        Ok(Outcome::Json { status, body }) => send(out, status, JSON, &[], body.into_bytes()).await,
-        Ok(Outcome::Events(body)) => {
-            let extra = [("cache-control", "no-cache")];
+        Ok(Outcome::Json {
+            status,
+            body,
+            action,
+        }) => {
+            let extra: Vec<_> = action.map(|a| (ACTION_HEADER, a)).into_iter().collect();
+            send(out, status, JSON, &extra, body.into_bytes()).await
+        }
+        Ok(Outcome::Events(body, action)) => {
+            let extra = [("cache-control", "no-cache"), (ACTION_HEADER, action)];
             send(out, 200, sse::CONTENT_TYPE, &extra, body).await
         }
         Ok(Outcome::Stream(job)) => stream(out, job).await,
@@ -75,11 +105,13 @@ async fn dispatch(request: IncomingRequest) -> Result<Outcome, ApiError> {
 
     enum Route<'a> {
         Chat,
+        Feedback,
         Models,
         Model(&'a str),
     }
     let (route, allowed) = match path {
         "/v1/chat/completions" => (Route::Chat, Method::Post),
+        "/v1/feedback" => (Route::Feedback, Method::Post),
         "/v1/models" => (Route::Models, Method::Get),
         p => match p.strip_prefix("/v1/models/") {
             Some(id) if !id.is_empty() && !id.contains('/') => (Route::Model(id), Method::Get),
@@ -124,7 +156,13 @@ async fn dispatch(request: IncomingRequest) -> Result<Outcome, ApiError> {
     }
 
     match route {
-        Route::Chat => chat_completions(request, &config).await,
+        Route::Chat => {
+            if let Some(limit) = config.quota_per_minute {
+                enforce_quota(authorization.as_deref(), limit)?;
+            }
+            chat_completions(request, &config).await
+        }
+        Route::Feedback => post_feedback(request, &config).await,
         Route::Models => Ok(json(200, &ModelList::new(&config.models, unix_time()))),
         Route::Model(id) => {
             let granted = config.resolve_model(id).is_some();
@@ -137,7 +175,78 @@ async fn dispatch(request: IncomingRequest) -> Result<Outcome, ApiError> {
     }
 }
 
+/// Counts the request against its API key's quota; over quota is a 429 with `Retry-After`.
+/// When the store fails, the request is let through and the failure logged.
+fn enforce_quota(authorization: Option<&str>, limit: u32) -> Result<(), ApiError> {
+    let caller = authorization
+        .and_then(auth::bearer_token)
+        .map_or_else(|| "anonymous".to_owned(), auth::key_digest_hex);
+    let key = quota::quota_key(&caller);
+    let store = match open_store() {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("kefu-gateway: quota not enforced: {e}");
+            return Ok(());
+        }
+    };
+    let stored = store.get(&key).unwrap_or_else(|e| {
+        eprintln!("kefu-gateway: reading a quota counter failed: {e:?}");
+        None
+    });
+    match quota::check(stored.as_deref(), limit, unix_time()) {
+        Decision::Allow(window) => {
+            if let Err(e) = store.set(&key, &window.to_bytes()) {
+                eprintln!("kefu-gateway: writing a quota counter failed: {e:?}");
+            }
+            Ok(())
+        }
+        Decision::Reject { retry_after } => Err(ApiError::quota_exceeded(limit, retry_after)),
+    }
+}
+
+/// `POST /v1/feedback`: stores a rating of a recorded completion.
+async fn post_feedback(request: IncomingRequest, config: &Config) -> Result<Outcome, ApiError> {
+    let body = read_body(request, api::MAX_BODY_BYTES).await?;
+    let parsed = feedback::parse_feedback_request(&body)?;
+    let unavailable = |e: String| {
+        eprintln!("kefu-gateway: feedback not stored: {e}");
+        ApiError::internal("Feedback cannot be stored right now.")
+    };
+    let store = open_store().map_err(unavailable)?;
+    let id = parsed.completion_id.clone();
+    let known = store
+        .exists(&completion_key(&id))
+        .map_err(|e| unavailable(format!("{e:?}")))?;
+    if !known {
+        return Err(feedback::unknown_completion(&id));
+    }
+    let rating = parsed.rating;
+    let record = parsed.into_record(unix_time(), &config.guard.pii_allow_domains);
+    let bytes = serde_json::to_vec(&record).expect("a feedback record serialises");
+    store
+        .set(&feedback_key(&id), &bytes)
+        .map_err(|e| unavailable(format!("{e:?}")))?;
+    Ok(json(
+        200,
+        &serde_json::json!({"object": "feedback", "request_id": id, "rating": rating}),
+    ))
+}
+
+/// Stores the record of a finished completion (best effort).
+fn remember(record: &CompletionRecord) {
+    let result = open_store().and_then(|store| {
+        let bytes = serde_json::to_vec(record).expect("a completion record serialises");
+        store
+            .set(&completion_key(&record.id), &bytes)
+            .map_err(|e| format!("{e:?}"))
+    });
+    if let Err(e) = result {
+        eprintln!("kefu-gateway: completion {} not recorded: {e}", record.id);
+    }
+}
+
 async fn chat_completions(request: IncomingRequest, config: &Config) -> Result<Outcome, ApiError> {
+    let request_id = header(&request, "x-request-id");
     let body = read_body(request, api::MAX_BODY_BYTES).await?;
     let chat = api::parse_chat_request(&body)?;
     let model = config
@@ -153,7 +262,7 @@ async fn chat_completions(request: IncomingRequest, config: &Config) -> Result<O
     // The plan masks personal data: only the masked question and history reach the prompt.
     let plan = guard.plan(&guardrails::messages(&chat.messages));
     let writer = ChunkWriter {
-        id: completion_id(),
+        id: records::completion_id(request_id.as_deref(), random_hex),
         created: unix_time(),
         model,
     };
@@ -161,7 +270,9 @@ async fn chat_completions(request: IncomingRequest, config: &Config) -> Result<O
     let Some(prompt) = plan.prompt.as_deref() else {
         // Refuse, hand off, or an extractive answer: the reply is final, no model call.
         let done = guard.finalize(&plan, "");
-        return Ok(reply(&chat, writer, &done, "stop", Usage::new(0, 0, 0)));
+        let usage = Usage::new(0, 0, 0);
+        remember_reply(config, &chat, &writer, &plan, &done, "stop", &usage);
+        return Ok(reply(&chat, writer, &done, "stop", usage));
     };
 
     let (mut generation, first) = Generation::start(&writer.model, prompt, &chat.options)
@@ -196,13 +307,32 @@ async fn chat_completions(request: IncomingRequest, config: &Config) -> Result<O
     drop(generation);
     let done = guard.finalize(&plan, &content);
     let finish_reason = guardrails::finish_reason(&model_done.finish_reason, &done);
-    Ok(reply(
-        &chat,
-        writer,
-        &done,
-        &finish_reason,
-        usage(&model_done),
-    ))
+    let usage = usage(&model_done);
+    remember_reply(config, &chat, &writer, &plan, &done, &finish_reason, &usage);
+    Ok(reply(&chat, writer, &done, &finish_reason, usage))
+}
+
+/// Records a reply that is sent whole.
+fn remember_reply(
+    config: &Config,
+    chat: &api::ChatRequest,
+    writer: &ChunkWriter,
+    plan: &Plan,
+    done: &Final,
+    finish_reason: &str,
+    usage: &Usage,
+) {
+    let meta = Meta {
+        id: &writer.id,
+        created: writer.created,
+        model: &writer.model,
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: usage.completion_tokens,
+        stream: chat.stream,
+        finish_reason,
+        allow_domains: &config.guard.pii_allow_domains,
+    };
+    remember(&records::completion_record(&meta, plan, done));
 }
 
 /// The finalized text as a `chat.completion`, or as a complete event stream when the client
@@ -217,7 +347,10 @@ fn reply(
     let kefu = KefuMeta::from(done);
     if chat.stream {
         let usage = chat.include_usage.then_some(usage);
-        return Outcome::Events(writer.whole(&done.text, finish_reason, kefu, usage));
+        return Outcome::Events(
+            writer.whole(&done.text, finish_reason, kefu, usage),
+            done.action.as_str(),
+        );
     }
     let completion = ChatCompletion::new(
         writer.id,
@@ -228,7 +361,11 @@ fn reply(
         usage,
         kefu,
     );
-    json(200, &completion)
+    Outcome::Json {
+        status: 200,
+        body: serde_json::to_string(&completion).expect("response serialises"),
+        action: Some(done.action.as_str()),
+    }
 }
 
 /// Streams a started generation live as SSE; returns when it ends or the client is gone.
@@ -248,6 +385,7 @@ async fn stream(out: ResponseOutparam, job: Box<StreamJob>) {
     let response = OutgoingResponse::new(headers(&[
         ("content-type", sse::CONTENT_TYPE),
         ("cache-control", "no-cache"),
+        (ACTION_HEADER, plan.action.as_str()),
     ]));
     response
         .set_status_code(200)
@@ -272,8 +410,19 @@ async fn stream(out: ResponseOutparam, job: Box<StreamJob>) {
             drop(generation);
             let guard = Guard::new(&knowledge, guard_config);
             let done = guard.finalize(&plan, &content);
-            let usage = include_usage.then(|| usage(&model_done));
             let finish_reason = guardrails::finish_reason(&model_done.finish_reason, &done);
+            let meta = Meta {
+                id: &writer.id,
+                created: writer.created,
+                model: &writer.model,
+                prompt_tokens: model_done.prompt_tokens,
+                completion_tokens: model_done.completion_tokens,
+                stream: true,
+                finish_reason: &finish_reason,
+                allow_domains: &guard.config().pii_allow_domains,
+            };
+            remember(&records::completion_record(&meta, &plan, &done));
+            let usage = include_usage.then(|| usage(&model_done));
             let finish = writer.finish(&finish_reason, KefuMeta::from(&done), usage);
             if body.send(finish).await.is_ok() {
                 let _ = body.send(sse::DONE.to_vec()).await;
@@ -356,6 +505,7 @@ fn json(status: u16, value: &impl serde::Serialize) -> Outcome {
     Outcome::Json {
         status,
         body: serde_json::to_string(value).expect("response serialises"),
+        action: None,
     }
 }
 
@@ -398,11 +548,10 @@ async fn send_error(out: ResponseOutparam, error: &ApiError) {
     .await;
 }
 
-/// `chatcmpl-` and 24 random hex digits.
-fn completion_id() -> String {
+/// 24 random hex digits (the random part of a completion id).
+fn random_hex() -> String {
     let bytes = wasi::random::random::get_random_bytes(12);
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("chatcmpl-{hex}")
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn unix_time() -> u64 {

@@ -12,16 +12,21 @@
 //! (see [`config`]) and its knowledge base from the read-only `/kb` mount (see [`guardrails`]).
 //!
 //! Layout: [`api`] (wire format and validation), [`auth`], [`config`], [`guardrails`] (the
-//! adapter to `kefu-guard`), [`nn`] (the wasi-nn convention), [`sse`], [`errors`], and the
-//! wasm-only `handler` that wires them to HTTP. Everything but `handler` and `nn::client` is
+//! adapter to `kefu-guard`), [`nn`] (the wasi-nn convention), [`sse`], [`errors`],
+//! [`records`] (completion ids and the records kept for feedback), [`feedback`] (`POST
+//! /v1/feedback`), [`quota`] (per-key request quotas), and the wasm-only `handler` that wires
+//! them to HTTP and the key-value store. Everything but `handler` and `nn::client` is
 //! plain Rust and tests natively.
 
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod errors;
+pub mod feedback;
 pub mod guardrails;
 pub mod nn;
+pub mod quota;
+pub mod records;
 pub mod sse;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,40 +1,16 @@
-//! `fermyon:spin/key-value@2.0.0`, in memory.
+//! `fermyon:spin/key-value@2.0.0` over the application's persistent stores ([`crate::kv`]).
 //!
 //! Stores are shared by every request of the application and named by label; a component may
-//! open only the labels in its `key_value_stores`. Contents do not survive a restart (a
-//! SQLite backend under the state directory can replace [`KeyValueStores`] later). Each store
-//! is capped in size so a guest cannot exhaust host memory through it.
-
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+//! open only the labels in its `key_value_stores` (checked here, per instance). Storage,
+//! size caps and retention belong to [`KeyValueStores`]; a storage failure is reported to the
+//! guest as `error::other` and logged, never as a trap.
 
 use anyhow::Result;
 use wasmtime::component::Resource;
 
 use super::bindings::fermyon::spin::key_value::{Error, Host, HostStore};
+use crate::kv::{KeyValueStores, KvError};
 use crate::state::GuestState;
-
-/// Most bytes (keys plus values) one store holds.
-pub const STORE_CAPACITY_BYTES: usize = 64 << 20;
-
-/// All key-value stores of the application.
-#[derive(Clone, Default)]
-pub struct KeyValueStores {
-    stores: Arc<Mutex<HashMap<String, Store>>>,
-}
-
-#[derive(Default)]
-struct Store {
-    entries: BTreeMap<String, Vec<u8>>,
-    bytes: usize,
-}
-
-impl KeyValueStores {
-    fn with_store<R>(&self, label: &str, f: impl FnOnce(&mut Store) -> R) -> R {
-        let mut stores = self.stores.lock().unwrap_or_else(|e| e.into_inner());
-        f(stores.entry(label.to_owned()).or_default())
-    }
-}
 
 /// One component's access: the shared stores and the labels it is granted.
 #[derive(Clone)]
@@ -46,6 +22,29 @@ pub(crate) struct KeyValueAccess {
 /// An open store (the `store` resource).
 pub struct StoreHandle {
     label: String,
+}
+
+fn guest_error(component: &str, label: &str, error: KvError) -> Error {
+    match error {
+        KvError::Full { .. } => Error::Other(error.to_string()),
+        KvError::Db(e) => {
+            tracing::warn!(component, store = label, error = %e, "key-value operation failed");
+            Error::Other(format!("store `{label}` is unavailable"))
+        }
+    }
+}
+
+impl GuestState {
+    /// Runs `op` on the store behind `handle`, mapping storage errors for the guest.
+    fn kv<R>(
+        &mut self,
+        handle: &Resource<StoreHandle>,
+        op: impl FnOnce(&KeyValueStores, &str) -> Result<R, KvError>,
+    ) -> Result<Result<R, Error>> {
+        let label = &self.table.get(handle)?.label;
+        let config = &self.config;
+        Ok(op(&config.key_value.stores, label).map_err(|e| guest_error(&config.id, label, e)))
+    }
 }
 
 impl Host for GuestState {}
@@ -63,13 +62,7 @@ impl HostStore for GuestState {
         store: Resource<StoreHandle>,
         key: String,
     ) -> Result<Result<Option<Vec<u8>>, Error>> {
-        let label = &self.table.get(&store)?.label;
-        let value = self
-            .config
-            .key_value
-            .stores
-            .with_store(label, |s| s.entries.get(&key).cloned());
-        Ok(Ok(value))
+        self.kv(&store, |s, label| s.get(label, &key))
     }
 
     fn set(
@@ -78,50 +71,19 @@ impl HostStore for GuestState {
         key: String,
         value: Vec<u8>,
     ) -> Result<Result<(), Error>> {
-        let label = &self.table.get(&store)?.label;
-        let result = self.config.key_value.stores.with_store(label, |s| {
-            let old = s.entries.get(&key).map_or(0, |v| key.len() + v.len());
-            let new = key.len() + value.len();
-            if s.bytes - old + new > STORE_CAPACITY_BYTES {
-                return Err(Error::Other(format!(
-                    "store `{label}` is full ({STORE_CAPACITY_BYTES} bytes)"
-                )));
-            }
-            s.bytes = s.bytes - old + new;
-            s.entries.insert(key, value);
-            Ok(())
-        });
-        Ok(result)
+        self.kv(&store, |s, label| s.set(label, &key, &value))
     }
 
     fn delete(&mut self, store: Resource<StoreHandle>, key: String) -> Result<Result<(), Error>> {
-        let label = &self.table.get(&store)?.label;
-        self.config.key_value.stores.with_store(label, |s| {
-            if let Some(v) = s.entries.remove(&key) {
-                s.bytes -= key.len() + v.len();
-            }
-        });
-        Ok(Ok(()))
+        self.kv(&store, |s, label| s.delete(label, &key))
     }
 
     fn exists(&mut self, store: Resource<StoreHandle>, key: String) -> Result<Result<bool, Error>> {
-        let label = &self.table.get(&store)?.label;
-        let exists = self
-            .config
-            .key_value
-            .stores
-            .with_store(label, |s| s.entries.contains_key(&key));
-        Ok(Ok(exists))
+        self.kv(&store, |s, label| s.exists(label, &key))
     }
 
     fn get_keys(&mut self, store: Resource<StoreHandle>) -> Result<Result<Vec<String>, Error>> {
-        let label = &self.table.get(&store)?.label;
-        let keys = self
-            .config
-            .key_value
-            .stores
-            .with_store(label, |s| s.entries.keys().cloned().collect());
-        Ok(Ok(keys))
+        self.kv(&store, |s, label| s.keys(label))
     }
 
     fn drop(&mut self, store: Resource<StoreHandle>) -> Result<()> {

@@ -1,6 +1,6 @@
 //! The Spin platform interfaces kefu provides (`fermyon:spin@2.0.0`), so components built with
-//! the Spin SDK run unchanged: [`variables`], [`key_value`] (in memory) and [`llm`] (over the
-//! same engines as wasi-nn, without streaming).
+//! the Spin SDK run unchanged: [`variables`], [`key_value`] (persisted in SQLite by
+//! [`crate::kv`]) and [`llm`] (over the same engines as wasi-nn, without streaming).
 //!
 //! The rest of `fermyon:spin/platform@2.0.0` (redis, mqtt, postgres, mysql, sqlite) is not
 //! provided; the [`app`](crate::app) module links whatever else a component imports as traps,
