@@ -279,3 +279,298 @@ fn official_openai_client_works() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Runs `kefu` with `args` to completion and returns its stdout; panics when it fails.
+fn kefu_cli(args: &[&std::ffi::OsStr]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kefu"))
+        .current_dir(common::repo())
+        .args(args)
+        .output()
+        .expect("running kefu");
+    assert!(
+        out.status.success(),
+        "kefu {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn feedback_round_trip_to_export_and_stats() {
+    let kefu = Kefu::start(&[]);
+    let auth = auth();
+    let headers = |request_id: Option<&'static str>| {
+        let mut h = vec![
+            ("Authorization", auth.clone()),
+            ("Content-Type", "application/json".to_owned()),
+        ];
+        if let Some(id) = request_id {
+            h.push(("x-request-id", id.to_owned()));
+        }
+        h
+    };
+    let post = |path: &str, h: &[(&str, String)], body: &Value| {
+        let h: Vec<(&str, &str)> = h.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        kefu.request("POST", path, &h, body.to_string().as_bytes())
+    };
+
+    // A question carrying a personal phone number, with a request id the completion id uses.
+    let reply = post(
+        "/v1/chat/completions",
+        &headers(Some("e2e-feedback-1")),
+        &json!({
+            "messages": [{"role": "user",
+                "content": "How do I get a refund? My phone is 13812345678."}],
+            "max_tokens": 48
+        }),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let down_id = reply.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(down_id, "chatcmpl-e2e-feedback-1");
+
+    // A streamed completion without a request id is recorded too.
+    let reply = post(
+        "/v1/chat/completions",
+        &headers(None),
+        &json!({
+            "messages": [{"role": "user", "content": "How much does the Pro plan cost?"}],
+            "max_tokens": 32, "stream": true
+        }),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let first: Value = serde_json::from_str(&reply.sse()[0]).unwrap();
+    let up_id = first["id"].as_str().unwrap().to_owned();
+    assert!(up_id.starts_with("chatcmpl-"), "{up_id}");
+
+    let reply = post(
+        "/v1/feedback",
+        &headers(None),
+        &json!({"request_id": down_id, "rating": "down",
+                "comment": "Wrong steps; call me on 13812345678"}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let reply = post(
+        "/v1/feedback",
+        &headers(None),
+        &json!({"request_id": up_id, "rating": "up"}),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+
+    // Errors: unknown completion, bad fields, bad JSON, no key.
+    let reply = post(
+        "/v1/feedback",
+        &headers(None),
+        &json!({"request_id": "chatcmpl-nope", "rating": "down"}),
+    );
+    assert_error(&reply, 404);
+    let reply = post(
+        "/v1/feedback",
+        &headers(None),
+        &json!({"request_id": down_id, "rating": "sideways"}),
+    );
+    assert_eq!(assert_error(&reply, 400)["error"]["param"], "rating");
+    let h: Vec<(&str, &str)> = vec![("Authorization", auth.as_str())];
+    assert_error(&kefu.request("POST", "/v1/feedback", &h, b"{nope"), 400);
+    let reply = kefu.request("POST", "/v1/feedback", &[], b"{}");
+    assert_error(&reply, 401);
+
+    // Export while the server runs: one thumbs-down case, masked.
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("down.jsonl");
+    let state = kefu.state_dir().as_os_str();
+    let printed = kefu_cli(&[
+        "feedback".as_ref(),
+        "export".as_ref(),
+        "--state-dir".as_ref(),
+        state,
+        "--out".as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(printed.contains("1 thumbs-down"), "{printed}");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        !text.contains("13812345678"),
+        "personal data exported: {text}"
+    );
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    let case = &lines[0];
+    assert_eq!(case["id"], down_id.as_str());
+    let instruction = case["instruction"].as_str().unwrap();
+    assert!(instruction.contains("refund"), "{case}");
+    assert!(instruction.contains("[PHONE]"), "{case}");
+    assert!(!case["bad_output"].as_str().unwrap().is_empty(), "{case}");
+    assert!(case["comment"].as_str().unwrap().starts_with("Wrong steps"));
+    assert_eq!(
+        (case["input"].as_str(), case["output"].as_str()),
+        (Some(""), Some(""))
+    );
+    assert!(case["created"].as_u64().is_some(), "{case}");
+
+    let stats: Value = serde_json::from_str(&kefu_cli(&[
+        "stats".as_ref(),
+        "--state-dir".as_ref(),
+        state,
+        "--json".as_ref(),
+    ]))
+    .unwrap();
+    assert_eq!(stats["completions"], 2, "{stats}");
+    assert!(
+        stats["recommended_max_seq_length"].as_u64().unwrap() >= 64,
+        "{stats}"
+    );
+}
+
+#[test]
+fn api_key_quota_gives_429_with_retry_after() {
+    // Two keys, each allowed 2 chats a minute.
+    let other_key = "kefu-e2e-other-key";
+    let digest = |k: &str| {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(k.as_bytes()))
+    };
+    let keys = format!("api_keys={},{}", digest(DEMO_KEY), digest(other_key));
+    let kefu = Kefu::start(&["--variable", &keys, "--variable", "quota_per_minute=2"]);
+    // Keep the three requests inside one minute window.
+    let into_minute = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if into_minute > 45 {
+        std::thread::sleep(Duration::from_secs(61 - into_minute));
+    }
+    // Out-of-scope questions are refused without a model call: fast.
+    let body = json!({"messages": [{"role": "user", "content": "What's the weather in Paris?"}]});
+    for _ in 0..2 {
+        let reply = kefu.chat(&body);
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let reply = kefu.chat(&body);
+    let error = assert_error(&reply, 429);
+    assert_eq!(error["error"]["code"], "rate_limit_exceeded", "{error}");
+    let retry_after: u64 = reply
+        .header("retry-after")
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After header");
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+
+    // Another key has its own window.
+    let bearer = format!("Bearer {other_key}");
+    let h = [
+        ("Authorization", bearer.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let reply = kefu.request(
+        "POST",
+        "/v1/chat/completions",
+        &h,
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
+#[test]
+fn sigterm_lets_a_running_stream_finish_then_exits_0() {
+    let mut kefu = Kefu::start(&["--variable", "answer_mode=generative"]);
+    let body = json!({
+        "messages": [{"role": "user", "content": "专业版每月多少钱？"}],
+        "max_tokens": 48,
+        "stream": true
+    })
+    .to_string();
+    let mut stream = kefu
+        .send(
+            "POST",
+            "/v1/chat/completions",
+            &[
+                ("Authorization", &auth()),
+                ("Content-Type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+        .unwrap();
+    // Wait for the first event, so the stop arrives mid-stream.
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&raw).contains("data: ") {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "stream ended early: {}",
+            String::from_utf8_lossy(&raw)
+        );
+        raw.extend_from_slice(&buf[..n]);
+    }
+    kefu.terminate();
+    stream.read_to_end(&mut raw).unwrap();
+    let reply = common::Reply::parse(&raw);
+    let events = reply.sse();
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("[DONE]"),
+        "{}",
+        reply.text()
+    );
+    let status = kefu.wait_exit(Duration::from_secs(30));
+    assert!(status.success(), "exit status {status}");
+}
+
+#[test]
+fn logs_hold_no_personal_data_and_guardrail_actions_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("kefu.log");
+    let kefu = Kefu::start_logged(&[], &log);
+    let phone = "13812345678";
+    let id_number = "11010519491231002X";
+    let question = format!("我的手机号是{phone}，身份证号{id_number}，专业版每月多少钱？");
+    let reply = kefu.request(
+        "POST",
+        "/v1/chat/completions",
+        &[
+            ("Authorization", &auth()),
+            ("Content-Type", "application/json"),
+            ("x-request-id", "pii-check-1"),
+        ],
+        json!({"messages": [{"role": "user", "content": question}], "max_tokens": 32})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("x-request-id"), Some("pii-check-1"));
+    let action = reply.json()["kefu"]["action"].as_str().unwrap().to_owned();
+    let off_topic = kefu.chat(&json!({
+        "messages": [{"role": "user", "content": "帮我写一个 Python 排序函数"}],
+        "max_tokens": 16
+    }));
+    assert_eq!(off_topic.json()["kefu"]["action"], "refuse");
+
+    let metrics = kefu.request("GET", "/metrics", &[], b"").text();
+    let count = |action: &str| {
+        let series = format!("kefu_guardrail_actions_total{{action=\"{action}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(count(&action) >= 1.0, "{metrics}");
+    assert!(count("refuse") >= 1.0, "{metrics}");
+    drop(kefu);
+
+    let logs = std::fs::read_to_string(&log).unwrap();
+    assert!(!logs.contains(phone), "a phone number reached the logs");
+    assert!(!logs.contains(id_number), "an ID number reached the logs");
+    let line: Value = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["request_id"] == "pii-check-1")
+        .unwrap_or_else(|| panic!("no access log line for the request:\n{logs}"));
+    assert_eq!(line["route"], "/v1/...");
+    assert_eq!(line["component"], "gateway");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["action"], action.as_str());
+}

@@ -25,6 +25,15 @@ impl Kefu {
     /// Starts `kefu up` on the repository's spin.toml with extra arguments and waits until
     /// `/ready` answers 200. Sequences get 1024 tokens unless `extra` says otherwise.
     pub fn start(extra: &[&str]) -> Kefu {
+        Kefu::start_logging(extra, None)
+    }
+
+    /// Like [`Kefu::start`], with JSON logs written to `log` instead of the test's stderr.
+    pub fn start_logged(extra: &[&str], log: &Path) -> Kefu {
+        Kefu::start_logging(extra, Some(log))
+    }
+
+    fn start_logging(extra: &[&str], log: Option<&Path>) -> Kefu {
         let root = repo();
         let gateway = root.join("components/dist/gateway.wasm");
         assert!(
@@ -35,8 +44,13 @@ impl Kefu {
         let state = tempfile::tempdir().unwrap();
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+            None => Stdio::inherit(),
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_kefu"))
             .current_dir(&root)
+            .args(["--log-format", "json"])
             .args([
                 "up",
                 "--manifest",
@@ -55,7 +69,7 @@ impl Kefu {
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawning kefu up");
         let mut kefu = Kefu {
@@ -65,6 +79,11 @@ impl Kefu {
         };
         kefu.wait_ready(Duration::from_secs(120));
         kefu
+    }
+
+    /// The `--state-dir` this server runs with (a temporary directory).
+    pub fn state_dir(&self) -> &Path {
+        self._state.path()
     }
 
     fn wait_ready(&mut self, limit: Duration) {
@@ -157,6 +176,32 @@ impl Kefu {
             .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|v| v.parse().ok())
+    }
+}
+
+impl Kefu {
+    /// Sends SIGTERM (as a container runtime does on stop).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("running kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "kefu up still running after {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 }
 

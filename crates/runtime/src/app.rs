@@ -16,11 +16,13 @@ use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::compile::{ArtifactCache, build_engine};
+use crate::kv::KeyValueStores;
 use crate::limits::GuestLimits;
 use crate::manifest::{FilesMount, Manifest};
+use crate::metrics::Metrics;
 use crate::models::{ModelAccess, ModelRegistry};
 use crate::router::Router;
-use crate::spin::key_value::{KeyValueAccess, KeyValueStores};
+use crate::spin::key_value::KeyValueAccess;
 use crate::state::{ComponentConfig, GuestState};
 use crate::variables::ApplicationVariables;
 
@@ -29,8 +31,11 @@ pub(crate) struct AppSpec<'a> {
     pub manifest: &'a Path,
     pub variables: &'a [(String, String)],
     pub state_dir: &'a Path,
+    /// Retention of conversation records in the key-value stores.
+    pub retention: Duration,
     pub models: Arc<ModelRegistry>,
     pub limits: GuestLimits,
+    pub metrics: Arc<Metrics>,
 }
 
 /// The running application.
@@ -41,11 +46,21 @@ pub(crate) struct App {
     pub components: BTreeMap<String, ComponentSlot>,
     pub models: Arc<ModelRegistry>,
     pub limits: GuestLimits,
+    pub metrics: Arc<Metrics>,
+    /// Bearer token of the admin API (`admin_token` variable); `None` disables it.
+    pub admin_token: Option<String>,
+    pub(crate) linker: Linker<GuestState>,
+    pub(crate) cache: ArtifactCache,
+    pub(crate) state_dir: PathBuf,
 }
 
 /// One component id; its contents may be swapped.
 pub(crate) struct ComponentSlot {
     pub current: ArcSwap<LoadedComponent>,
+    /// Held while a replacement is prepared, so swaps of one component happen in order.
+    pub swapping: tokio::sync::Mutex<()>,
+    /// 1 for the version loaded at start, +1 per swap.
+    pub version: std::sync::atomic::AtomicU64,
 }
 
 /// A compiled component ready to instantiate, with its configuration.
@@ -79,7 +94,8 @@ impl App {
         let engine = build_engine(&spec.limits)?;
         let cache = ArtifactCache::new(&engine, spec.state_dir);
         let linker = base_linker(&engine)?;
-        let stores = KeyValueStores::default();
+        let stores = KeyValueStores::open_in(spec.state_dir)?;
+        stores.prune_periodically(spec.retention)?;
 
         let mut components = BTreeMap::new();
         for (id, component) in &manifest.components {
@@ -92,7 +108,7 @@ impl App {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
-                mounts: prepare_mounts(&manifest, id, spec.state_dir)?,
+                mounts: prepare_mounts(&manifest, id, spec.state_dir, 0)?,
                 models: ModelAccess::new(spec.models.clone(), component.ai_models.clone()),
                 key_value: KeyValueAccess {
                     stores: stores.clone(),
@@ -102,6 +118,7 @@ impl App {
             let loaded = load_component(&engine, &cache, &linker, id, &source, config)
                 .await
                 .with_context(|| format!("loading component `{id}` ({})", source.display()))?;
+            spec.metrics.component_loaded(id);
             tracing::info!(
                 component = %id,
                 sha256 = %loaded.sha256,
@@ -113,9 +130,15 @@ impl App {
                 id.clone(),
                 ComponentSlot {
                     current: ArcSwap::from_pointee(loaded),
+                    swapping: tokio::sync::Mutex::new(()),
+                    version: 1.into(),
                 },
             );
         }
+        let admin_token = variables
+            .get("admin_token")
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned);
         Ok(App {
             manifest,
             engine,
@@ -123,6 +146,11 @@ impl App {
             components,
             models: spec.models,
             limits: spec.limits,
+            metrics: spec.metrics,
+            admin_token,
+            linker,
+            cache,
+            state_dir: spec.state_dir.to_path_buf(),
         })
     }
 }
@@ -162,7 +190,7 @@ fn base_linker(engine: &wasmtime::Engine) -> Result<Linker<GuestState>> {
 }
 
 /// Compiles (or loads from cache) and pre-instantiates one component.
-async fn load_component(
+pub(crate) async fn load_component(
     engine: &wasmtime::Engine,
     cache: &ArtifactCache,
     linker: &Linker<GuestState>,
@@ -170,9 +198,26 @@ async fn load_component(
     source: &Path,
     config: ComponentConfig,
 ) -> Result<LoadedComponent> {
+    let bytes = tokio::fs::read(source)
+        .await
+        .with_context(|| format!("reading {}", source.display()))?;
+    load_component_bytes(engine, cache, linker, id, source, bytes, config).await
+}
+
+/// Compiles (or loads from cache) and pre-instantiates a component given as bytes; `source`
+/// says where it came from.
+pub(crate) async fn load_component_bytes(
+    engine: &wasmtime::Engine,
+    cache: &ArtifactCache,
+    linker: &Linker<GuestState>,
+    id: &str,
+    source: &Path,
+    bytes: Vec<u8>,
+    config: ComponentConfig,
+) -> Result<LoadedComponent> {
     let compiled = {
-        let (engine, cache, source) = (engine.clone(), cache.clone(), source.to_path_buf());
-        tokio::task::spawn_blocking(move || cache.load(&engine, &source))
+        let (engine, cache) = (engine.clone(), cache.clone());
+        tokio::task::spawn_blocking(move || cache.load(&engine, &bytes))
             .await
             .context("the compile task panicked")??
     };
@@ -219,10 +264,13 @@ fn pre_instantiate(
 
 /// Turns `files` into read-only mounts. Directory placements are mounted as they are; glob
 /// patterns are copied into `STATE_DIR/files/ID` (minus `exclude_files`) and mounted at `/`.
-fn prepare_mounts(
+/// `generation` numbers the staging directory (`STATE_DIR/files/ID/GENERATION`): a reload
+/// stages into a fresh one while requests in flight keep reading the old.
+pub(crate) fn prepare_mounts(
     manifest: &Manifest,
     id: &str,
     state_dir: &Path,
+    generation: u64,
 ) -> Result<Vec<(PathBuf, String)>> {
     let component = &manifest.components[id];
     let at = || {
@@ -254,7 +302,13 @@ fn prepare_mounts(
         }
     }
     if !patterns.is_empty() {
-        let staging = state_dir.join("files").join(id);
+        let component_dir = state_dir.join("files").join(id);
+        if generation == 0 && component_dir.exists() {
+            // Left by an earlier run.
+            std::fs::remove_dir_all(&component_dir)
+                .with_context(|| format!("clearing {}", component_dir.display()))?;
+        }
+        let staging = component_dir.join(generation.to_string());
         stage_files(
             &manifest.base_dir,
             &patterns,

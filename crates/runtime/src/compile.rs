@@ -79,13 +79,11 @@ impl ArtifactCache {
         self.dir.join(format!("{sha256}.cwasm"))
     }
 
-    /// Loads the component at `wasm_path`, compiling it only if its artifact is not cached.
+    /// Loads a component from its bytes, compiling it only if its artifact is not cached.
     /// Blocking: call it from a blocking thread.
-    pub fn load(&self, engine: &Engine, wasm_path: &Path) -> Result<CompiledComponent> {
+    pub fn load(&self, engine: &Engine, bytes: &[u8]) -> Result<CompiledComponent> {
         let started = Instant::now();
-        let bytes = std::fs::read(wasm_path)
-            .with_context(|| format!("reading component {}", wasm_path.display()))?;
-        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let sha256 = hex::encode(Sha256::digest(bytes));
         let artifact = self.artifact_path(&sha256);
         if artifact.is_file() {
             // SAFETY: the file was written by `precompile_component` of an engine with the same
@@ -108,16 +106,16 @@ impl ArtifactCache {
             }
         }
         let serialized = engine
-            .precompile_component(&bytes)
+            .precompile_component(bytes)
             .map_err(|e| anyhow::anyhow!("{e:#}"))
-            .with_context(|| format!("compiling component {}", wasm_path.display()))?;
+            .context("compiling")?;
         if let Err(e) = self.store(&artifact, &serialized) {
             tracing::warn!(error = %format!("{e:#}"), "could not cache the compiled component");
         }
         // SAFETY: `serialized` was produced just now by this engine.
         let component = unsafe { Component::deserialize(engine, &serialized) }
             .map_err(|e| anyhow::anyhow!("{e:#}"))
-            .with_context(|| format!("loading compiled component {}", wasm_path.display()))?;
+            .context("loading the compiled artifact")?;
         Ok(CompiledComponent {
             component,
             sha256,

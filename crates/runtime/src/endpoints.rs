@@ -1,26 +1,19 @@
 //! Endpoints the host answers itself, before routing to components: `/health`, `/ready` and
 //! `/metrics`. They take precedence over the manifest's routes.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use http::{HeaderValue, Method, Response, StatusCode, header};
 
 use crate::app::App;
-use crate::guest::GuestCounters;
 use crate::response::{self, Body};
 
 /// Answers `path` if it is a host endpoint.
-pub(crate) fn handle(
-    app: &App,
-    counters: &GuestCounters,
-    method: &Method,
-    path: &str,
-) -> Option<Response<Body>> {
+pub(crate) fn handle(app: &App, method: &Method, path: &str) -> Option<Response<Body>> {
     let response = match path {
         "/health" => health(),
         "/ready" => ready(app),
-        "/metrics" => metrics(app, counters),
+        "/metrics" => metrics(app),
         _ => return None,
     };
     if method != Method::GET && method != Method::HEAD {
@@ -48,18 +41,14 @@ fn ready(app: &App) -> Response<Body> {
         .iter()
         .map(|(id, slot)| {
             let c = slot.current.load();
-            let loaded_at = c
-                .loaded_at
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or_default();
             serde_json::json!({
                 "id": id,
+                "version": slot.version.load(Ordering::SeqCst),
                 "source": c.source.display().to_string(),
                 "sha256": c.sha256,
                 "load_ms": (c.load_time.as_secs_f64() * 1e3 * 100.0).round() / 100.0,
                 "cache_hit": c.cache_hit,
-                "loaded_at": loaded_at,
+                "loaded_at": crate::admin::unix_seconds(c.loaded_at),
             })
         })
         .collect();
@@ -97,58 +86,16 @@ fn ready(app: &App) -> Response<Body> {
     )
 }
 
-/// A few gauges in Prometheus text format (the full metrics set comes later).
-fn metrics(app: &App, counters: &GuestCounters) -> Response<Body> {
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, samples: &[(String, f64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} gauge");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
-    };
-    gauge(
-        "kefu_up",
-        "1 while the server runs.",
-        &[(String::new(), 1.0)],
-    );
-    gauge(
-        "kefu_guest_instances",
-        "Component instances serving requests now.",
-        &[(String::new(), counters.live.load(Ordering::Relaxed) as f64)],
-    );
-    let stats: Vec<_> = app
-        .models
-        .iter()
-        .map(|(name, h)| (format!("{{model=\"{}\"}}", escape(name)), h.stats()))
-        .collect();
-    gauge(
-        "kefu_engine_queued_requests",
-        "Generations waiting for a sequence.",
-        &stats
+/// Prometheus text format; see [`crate::metrics`].
+fn metrics(app: &App) -> Response<Body> {
+    let text = app.metrics.render(
+        app.models
             .iter()
-            .map(|(l, s)| (l.clone(), s.queued as f64))
-            .collect::<Vec<_>>(),
-    );
-    gauge(
-        "kefu_engine_live_sequences",
-        "Generations being decoded.",
-        &stats
-            .iter()
-            .map(|(l, s)| (l.clone(), s.live_sequences as f64))
-            .collect::<Vec<_>>(),
+            .map(|(name, handle)| (name, handle.stats())),
     );
     response::text(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",
-        out,
+        text,
     )
-}
-
-/// Escapes a Prometheus label value.
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }

@@ -12,7 +12,6 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -28,6 +27,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::app::{App, ComponentSlot};
 use crate::limits::MemoryLimitExceeded;
+use crate::metrics::Rejection;
+use crate::record::RequestRecord;
 use crate::response::{self, Body, BodyError};
 use crate::router::RouteMatch;
 use crate::state::GuestState;
@@ -87,34 +88,41 @@ enum Outcome {
     Failed(FailureKind),
 }
 
-/// Counts live guest instances (for metrics).
-#[derive(Default)]
-pub(crate) struct GuestCounters {
-    pub live: AtomicUsize,
+/// Counts a live instance in the `kefu_guest_instances` gauge while it exists.
+struct LiveGuard(prometheus::IntGauge);
+
+impl LiveGuard {
+    fn new(gauge: &prometheus::IntGauge) -> LiveGuard {
+        gauge.inc();
+        LiveGuard(gauge.clone())
+    }
 }
 
-struct LiveGuard<'a>(&'a AtomicUsize);
-
-impl Drop for LiveGuard<'_> {
+impl Drop for LiveGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.0.dec();
     }
 }
 
 /// Serves `request` (body already read and size-checked) with the component in `slot`.
 pub(crate) async fn handle(
     app: &Arc<App>,
-    counters: &Arc<GuestCounters>,
     slot: &ComponentSlot,
     route: &RouteMatch<'_>,
     request: Request<Full<Bytes>>,
     client: SocketAddr,
+    record: Arc<RequestRecord>,
 ) -> Response<Body> {
     let loaded = slot.current.load_full();
     let component = loaded.config.id.clone();
     let request = with_spin_headers(request, route, client);
 
-    let state = match GuestState::new(loaded.config.clone(), &app.limits) {
+    let state = match GuestState::new(
+        loaded.config.clone(),
+        &app.limits,
+        app.metrics.clone(),
+        record,
+    ) {
         Ok(state) => state,
         Err(e) => {
             tracing::error!(%component, error = %format!("{e:#}"), "preparing the guest failed");
@@ -152,11 +160,10 @@ pub(crate) async fn handle(
     let (outcome_tx, outcome_rx) = oneshot::channel();
     let timeout = app.limits.request_timeout;
     let fuel_budget = app.limits.fuel;
-    let counters_task = counters.clone();
+    let live = LiveGuard::new(app.metrics.guest_instances());
     let task_component = component.clone();
     let task = tokio::spawn(async move {
-        counters_task.live.fetch_add(1, Ordering::Relaxed);
-        let _live = LiveGuard(&counters_task.live);
+        let _live = live;
         let run = async {
             let proxy = match loaded.pre.instantiate_async(&mut store).await {
                 Ok(proxy) => proxy,
@@ -209,7 +216,7 @@ pub(crate) async fn handle(
         }),
         Ok(Err(code)) => {
             tracing::warn!(%component, ?code, "request handler responded with an error code");
-            failure_response(FailureKind::NoResponse)
+            failure_response(app, FailureKind::NoResponse)
         }
         Err(_) => {
             // The guest finished or failed without setting a response.
@@ -218,14 +225,15 @@ pub(crate) async fn handle(
                 Ok(Outcome::Completed) | Err(_) => FailureKind::NoResponse,
             };
             drop(abort);
-            failure_response(kind)
+            failure_response(app, kind)
         }
     }
 }
 
-fn failure_response(kind: FailureKind) -> Response<Body> {
+fn failure_response(app: &App, kind: FailureKind) -> Response<Body> {
     let mut response = response::error(kind.status(), kind.code(), kind.message());
     if kind == FailureKind::Busy {
+        app.metrics.rejected(Rejection::InstancePool);
         response
             .headers_mut()
             .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));

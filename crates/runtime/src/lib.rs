@@ -10,8 +10,11 @@
 //! (application and component variables), [`router`] (routes), [`models`] (model registry and
 //! grants), [`limits`] (memory, CPU, time), `compile` (engine and artifact cache), `state`
 //! (per-request store data), `nn` (wasi-nn over the engine), `spin` (Spin interfaces), `app`
-//! (a loaded application), `guest` (one request through a component), `endpoints` (health,
-//! readiness, metrics), `server` (HTTP).
+//! (a loaded application), [`kv`] (persistent key-value stores, SQLite), `swap` (replacing a
+//! component while serving), `watch` (file changes trigger swaps), `guest` (one request
+//! through a component), `endpoints` (health, readiness, metrics), `admin` (component listing
+//! and upload), `metrics` (Prometheus), `access` (request ids and the access log), `record`
+//! (one request's generation totals), `server` (HTTP).
 //!
 //! Not here: loading models (the host binary builds the [`ModelRegistry`]), the chat API and
 //! prompt policy (the gateway component), CLI parsing.
@@ -24,20 +27,27 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio::net::TcpListener;
 
+mod access;
+mod admin;
 mod app;
 mod compile;
 mod endpoints;
 mod guest;
+pub mod kv;
 pub mod limits;
 pub mod manifest;
+mod metrics;
 pub mod models;
 mod nn;
+mod record;
 mod response;
 pub mod router;
 mod server;
 mod spin;
 mod state;
+mod swap;
 pub mod variables;
+mod watch;
 
 pub use limits::GuestLimits;
 pub use manifest::Manifest;
@@ -45,6 +55,9 @@ pub use models::{DEFAULT_MODEL_ALIAS, ModelRegistry};
 
 /// Default request body limit: 1 MiB.
 pub const DEFAULT_BODY_LIMIT: usize = 1 << 20;
+
+/// Default limit of component requests in flight.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 256;
 
 /// Everything [`serve`] needs.
 #[derive(Clone)]
@@ -63,6 +76,12 @@ pub struct ServeOptions {
     pub limits: GuestLimits,
     /// How long open connections may take to finish after shutdown is requested.
     pub shutdown_grace: Duration,
+    /// Conversation records in the key-value stores older than this are deleted ([`kv`]).
+    pub retention: Duration,
+    /// Component requests in flight at once; more get 429.
+    pub max_concurrent_requests: usize,
+    /// Swap components (and restage their `files`) when their files change.
+    pub watch: bool,
 }
 
 impl ServeOptions {
@@ -77,6 +96,9 @@ impl ServeOptions {
             body_limit: DEFAULT_BODY_LIMIT,
             limits: GuestLimits::default(),
             shutdown_grace: Duration::from_secs(30),
+            retention: kv::DEFAULT_RETENTION,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            watch: false,
         }
     }
 }
@@ -87,6 +109,7 @@ pub struct Server {
     local_addr: SocketAddr,
     shared: Arc<server::Shared>,
     shutdown_grace: Duration,
+    watch: bool,
 }
 
 impl Server {
@@ -100,8 +123,10 @@ impl Server {
             manifest: &opts.manifest,
             variables: &opts.variables,
             state_dir: &opts.state_dir,
+            retention: opts.retention,
             models: Arc::new(opts.models),
             limits: opts.limits,
+            metrics: Arc::new(metrics::Metrics::new()),
         })
         .await?;
         tracing::info!(
@@ -115,10 +140,13 @@ impl Server {
             local_addr,
             shared: Arc::new(server::Shared {
                 app: Arc::new(app),
-                counters: Default::default(),
                 body_limit: opts.body_limit,
+                in_flight: Arc::new(tokio::sync::Semaphore::new(
+                    opts.max_concurrent_requests.max(1),
+                )),
             }),
             shutdown_grace: opts.shutdown_grace,
+            watch: opts.watch,
         })
     }
 
@@ -129,6 +157,11 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then drains open connections.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<()> {
+        let _watching = if self.watch {
+            Some(watch::spawn(self.shared.app.clone())?)
+        } else {
+            None
+        };
         server::serve(self.listener, self.shared, shutdown, self.shutdown_grace).await
     }
 }

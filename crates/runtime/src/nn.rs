@@ -22,7 +22,9 @@
 
 use anyhow::Result;
 use futures::FutureExt;
-use kefu_engine::{EngineError, EngineHandle, Event, GenerateRequest, Generation, SamplingOptions};
+use kefu_engine::{
+    EngineError, EngineHandle, Event, GenerateRequest, Generation, SamplingOptions, Usage,
+};
 use wasmtime::component::{HasSelf, Linker, Resource};
 
 use crate::models::ModelDenied;
@@ -90,6 +92,8 @@ pub struct ExecutionContext {
     model: String,
     engine: EngineHandle,
     state: Stream,
+    /// Set when the generation ends, until the metrics have seen it.
+    finished_usage: Option<Usage>,
 }
 
 enum Stream {
@@ -185,6 +189,7 @@ impl graph::HostGraph for GuestState {
             model: graph.name.clone(),
             engine: graph.engine.clone(),
             state: Stream::NotStarted,
+            finished_usage: None,
         };
         Ok(Ok(self.table.push(context)?))
     }
@@ -210,6 +215,10 @@ impl inference::HostGraphExecutionContext for GuestState {
         let component = self.config.id.clone();
         let context = self.table.get_mut(&context)?;
         let outcome = compute(context, named, &component).await;
+        if let Some(usage) = context.finished_usage.take() {
+            let model = context.model.clone();
+            self.generation_done(&model, &usage);
+        }
         match outcome {
             Ok(outputs) => {
                 let mut list = Vec::with_capacity(outputs.len());
@@ -322,6 +331,7 @@ async fn next_chunk(context: &mut ExecutionContext) -> Result<Vec<(String, Tenso
                 usage,
             }) => {
                 context.state = Stream::Finished;
+                context.finished_usage = Some(usage.clone());
                 let done = serde_json::json!({
                     "finish_reason": finish_reason.as_str(),
                     "prompt_tokens": usage.prompt_tokens,

@@ -3,7 +3,11 @@
 //!
 //! Request bodies are read fully, up to the body limit, before any guest runs: a larger body
 //! gets a 413 without instantiating anything, and the guest never waits on a slow client
-//! upload while holding an instance.
+//! upload while holding an instance. Component requests beyond `max_concurrent_requests` get
+//! a 429 with `Retry-After` at once instead of queueing without bound.
+//!
+//! Order of dispatch: host endpoints (`/health`, `/ready`, `/metrics`), the admin API
+//! (`/admin/...`), then the manifest's routes.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,15 +25,19 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::access::{self, Entry};
 use crate::app::App;
-use crate::guest::{self, GuestCounters};
+use crate::guest;
+use crate::metrics::Rejection;
+use crate::record::RequestRecord;
 use crate::response::{self, Body};
 
 /// Shared by every connection.
 pub(crate) struct Shared {
     pub app: Arc<App>,
-    pub counters: Arc<GuestCounters>,
     pub body_limit: usize,
+    /// Permits for component requests in flight.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// Accepts connections until `shutdown` resolves, then lets open connections finish for up to
@@ -86,9 +94,36 @@ pub(crate) async fn serve(
 
 async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
     let app = &shared.app;
+    app.metrics.request_started();
+    let mut entry = Entry {
+        started: std::time::Instant::now(),
+        request_id: access::request_id(req.headers()),
+        method: req.method().to_string(),
+        route: "unmatched".to_owned(),
+        component: "host".to_owned(),
+        record: None,
+        metrics: app.metrics.clone(),
+        permit: None,
+    };
+    let response = dispatch(shared, req, peer, &mut entry).await;
+    access::finish(entry, response)
+}
+
+async fn dispatch(
+    shared: &Shared,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    entry: &mut Entry,
+) -> Response<Body> {
+    let app = &shared.app;
     let path = req.uri().path().to_owned();
-    if let Some(response) = crate::endpoints::handle(app, &shared.counters, req.method(), &path) {
+    if let Some(response) = crate::endpoints::handle(app, req.method(), &path) {
+        entry.route = path;
         return response;
+    }
+    if path == "/admin" || path.starts_with("/admin/") {
+        entry.route = "/admin/...".to_owned();
+        return crate::admin::handle(app, req).await;
     }
     let Some(route) = app.router.route(&path) else {
         return response::error(
@@ -97,6 +132,8 @@ async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Re
             format!("no route for {path}"),
         );
     };
+    entry.route = route.route.as_str().to_owned();
+    entry.component = route.component.to_owned();
     let Some(slot) = app.components.get(route.component) else {
         return response::error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -104,11 +141,36 @@ async fn handle(shared: &Shared, req: Request<Incoming>, peer: SocketAddr) -> Re
             "the route's component is not loaded",
         );
     };
+    match shared.in_flight.clone().try_acquire_owned() {
+        Ok(permit) => entry.permit = Some(permit),
+        Err(_) => {
+            app.metrics.rejected(Rejection::ConcurrencyLimit);
+            let mut r = response::error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "the server is at its limit of concurrent requests; retry shortly",
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+            return r;
+        }
+    }
+    // The component sees the same request id the client gets back.
+    if let Ok(value) = http::HeaderValue::from_str(&entry.request_id) {
+        req.headers_mut().insert(access::REQUEST_ID, value);
+    }
     let request = match read_body(req, shared.body_limit).await {
         Ok(request) => request,
-        Err(response) => return response,
+        Err(response) => {
+            if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                app.metrics.rejected(Rejection::BodyTooLarge);
+            }
+            return response;
+        }
     };
-    guest::handle(app, &shared.counters, slot, &route, request, peer).await
+    let record = Arc::new(RequestRecord::default());
+    entry.record = Some(record.clone());
+    guest::handle(app, slot, &route, request, peer, record).await
 }
 
 /// Reads the whole body, refusing more than `limit` bytes with a 413.

@@ -15,11 +15,14 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
 use crate::limits::{GuestLimits, MemoryLimiter};
+use crate::metrics::Metrics;
 use crate::models::ModelAccess;
+use crate::record::RequestRecord;
 use crate::spin::key_value::KeyValueAccess;
 
 /// Everything the host knows about one component that requests need: its grants and
 /// resolved configuration. Built once at load, shared by all its requests.
+#[derive(Clone)]
 pub(crate) struct ComponentConfig {
     pub id: String,
     /// Component variables with templates expanded.
@@ -39,10 +42,17 @@ pub(crate) struct GuestState {
     hooks: DenyOutbound,
     pub limiter: MemoryLimiter,
     pub config: Arc<ComponentConfig>,
+    metrics: Arc<Metrics>,
+    record: Arc<RequestRecord>,
 }
 
 impl GuestState {
-    pub fn new(config: Arc<ComponentConfig>, limits: &GuestLimits) -> Result<GuestState> {
+    pub fn new(
+        config: Arc<ComponentConfig>,
+        limits: &GuestLimits,
+        metrics: Arc<Metrics>,
+        record: Arc<RequestRecord>,
+    ) -> Result<GuestState> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.inherit_stdout()
             .inherit_stderr()
@@ -68,7 +78,15 @@ impl GuestState {
             hooks: DenyOutbound,
             limiter: limits.limiter(),
             config,
+            metrics,
+            record,
         })
+    }
+
+    /// Records a finished generation of `model` in the metrics and the request's record.
+    pub fn generation_done(&self, model: &str, usage: &kefu_engine::Usage) {
+        self.metrics.observe_generation(model, usage);
+        self.record.generation_done(usage);
     }
 }
 

@@ -23,6 +23,9 @@ pub struct UpArgs {
     /// Compiled components and other state.
     #[arg(long, default_value = "state")]
     state_dir: PathBuf,
+    /// Days to keep conversation records (completions, feedback) in the key-value store.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=36500))]
+    retention_days: u64,
     /// Use this GGUF for a model name instead of the catalog's file.
     #[arg(long = "model", value_name = "NAME=PATH", value_parser = parse_pair)]
     models: Vec<(String, String)>,
@@ -30,6 +33,32 @@ pub struct UpArgs {
     models_dir: ModelsDir,
     #[command(flatten)]
     engine: EngineArgs,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Do not swap components when their .wasm (or staged files) change on disk.
+    #[arg(long)]
+    no_watch: bool,
+}
+
+/// Limits of the HTTP side and of each component instance.
+#[derive(Debug, clap::Args)]
+pub struct LimitArgs {
+    /// Largest request body, in bytes (more gets 413).
+    #[arg(long, default_value_t = kefu_runtime::DEFAULT_BODY_LIMIT)]
+    body_limit: usize,
+    /// Component requests in flight at once (more get 429 with Retry-After).
+    #[arg(long, default_value_t = kefu_runtime::DEFAULT_MAX_CONCURRENT_REQUESTS)]
+    max_concurrent_requests: usize,
+    /// Linear memory one component instance may use, in MiB.
+    #[arg(long)]
+    guest_memory_mib: Option<usize>,
+    /// CPU budget of one request's component code, in fuel units (about 8e9 per second of
+    /// tight guest code here); time spent waiting on the model does not count.
+    #[arg(long)]
+    guest_fuel: Option<u64>,
+    /// Seconds open requests (streams) may take to finish after SIGTERM/SIGINT.
+    #[arg(long, default_value_t = 30)]
+    shutdown_grace: u64,
 }
 
 /// Engine settings shared by every model `up` loads.
@@ -89,6 +118,17 @@ pub fn run(args: UpArgs) -> Result<()> {
     opts.listen = args.listen;
     opts.variables = args.variables;
     opts.state_dir = args.state_dir;
+    opts.retention = std::time::Duration::from_secs(args.retention_days * 86_400);
+    opts.body_limit = args.limits.body_limit;
+    opts.max_concurrent_requests = args.limits.max_concurrent_requests;
+    opts.shutdown_grace = std::time::Duration::from_secs(args.limits.shutdown_grace);
+    if let Some(mib) = args.limits.guest_memory_mib {
+        opts.limits.memory_bytes = mib << 20;
+    }
+    if let Some(fuel) = args.limits.guest_fuel {
+        opts.limits.fuel = fuel;
+    }
+    opts.watch = !args.no_watch;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

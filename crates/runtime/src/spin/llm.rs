@@ -49,8 +49,8 @@ impl Host for GuestState {
         prompt: String,
         params: Option<InferencingParams>,
     ) -> Result<Result<InferencingResult, Error>> {
-        let engine = match self.config.models.resolve(&model) {
-            Ok((_, engine)) => engine,
+        let (name, engine) = match self.config.models.resolve(&model) {
+            Ok(resolved) => resolved,
             Err(denied) => {
                 tracing::debug!(component = %self.config.id, %denied, "llm infer refused");
                 return Ok(Err(Error::ModelNotSupported));
@@ -69,6 +69,7 @@ impl Host for GuestState {
             match generation.next().await {
                 Some(Event::Text(piece)) => text.push_str(&piece),
                 Some(Event::Done { usage, .. }) => {
+                    self.generation_done(&name, &usage);
                     return Ok(Ok(InferencingResult {
                         text,
                         usage: InferencingUsage {

@@ -3,10 +3,11 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,35 +18,50 @@ use hyper_util::rt::TokioExecutor;
 use kefu_runtime::{ServeOptions, Server};
 
 /// Builds `tests/guests/test-guest` for wasm32-wasip2 once per test process (cargo makes
-/// later builds no-ops) and returns the `.wasm` path.
+/// later builds no-ops) and returns the `.wasm` path. Its `/version` answers "1".
 pub fn guest_wasm() -> PathBuf {
-    static WASM: OnceLock<PathBuf> = OnceLock::new();
-    WASM.get_or_init(|| {
-        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/test-guest");
-        let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .parent()
-            .expect("target tmp dir has a parent")
-            .join("guests");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let started = Instant::now();
-        let status = Command::new(cargo)
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
-            .current_dir(&crate_dir)
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_ENCODED_RUSTFLAGS")
-            .env_remove("CARGO_BUILD_TARGET")
-            .status()
-            .expect("running cargo to build the test guest");
-        assert!(
-            status.success(),
-            "building the test guest failed (is the wasm32-wasip2 target installed? \
-             `rustup target add wasm32-wasip2`)"
-        );
-        eprintln!("test guest ready in {:.1?}", started.elapsed());
-        target_dir.join("wasm32-wasip2/release/kefu_test_guest.wasm")
-    })
-    .clone()
+    guest_wasm_version("1")
+}
+
+/// The test guest built so that `/version` answers `version` (a distinct component to swap in).
+pub fn guest_wasm_version(version: &'static str) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<&'static str, PathBuf>> = Mutex::new(BTreeMap::new());
+    // Held across the build: versions share cargo's output file, copied out right after.
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(version) {
+        return path.clone();
+    }
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/guests/test-guest");
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target tmp dir has a parent")
+        .join("guests");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let started = Instant::now();
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--target", "wasm32-wasip2", "--quiet"])
+        .current_dir(&crate_dir)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("KEFU_TEST_GUEST_VERSION", version)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .status()
+        .expect("running cargo to build the test guest");
+    assert!(
+        status.success(),
+        "building the test guest failed (is the wasm32-wasip2 target installed? \
+         `rustup target add wasm32-wasip2`)"
+    );
+    eprintln!(
+        "test guest version {version} ready in {:.1?}",
+        started.elapsed()
+    );
+    let out = target_dir.join("wasm32-wasip2/release/kefu_test_guest.wasm");
+    let path = target_dir.join(format!("kefu_test_guest-v{version}.wasm"));
+    std::fs::copy(&out, &path).expect("copying the test guest");
+    built.insert(version, path.clone());
+    path
 }
 
 /// A scratch directory that lives as long as the test process.
@@ -61,6 +77,7 @@ pub fn scratch(name: &str) -> PathBuf {
 /// Starts `Server::bind(opts)` on a dedicated thread with its own tokio runtime and returns
 /// its address. The server runs until the process exits.
 pub fn start_server(opts: ServeOptions) -> SocketAddr {
+    init_logging();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -81,6 +98,16 @@ pub fn start_server(opts: ServeOptions) -> SocketAddr {
     rx.recv_timeout(Duration::from_secs(600))
         .expect("server start timed out")
         .expect("server failed to start")
+}
+
+/// Shows the runtime's logs when `RUST_LOG` is set (e.g. `RUST_LOG=kefu_runtime=debug`).
+pub fn init_logging() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
 }
 
 pub fn client() -> Client<HttpConnector, Full<Bytes>> {

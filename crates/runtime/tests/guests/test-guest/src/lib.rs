@@ -40,6 +40,11 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     };
     match path {
         "/hello" => reply(out, 200, "hello").await,
+        // Which build this is: the tests build a second version to hot-swap in.
+        "/version" => {
+            let version = option_env!("KEFU_TEST_GUEST_VERSION").unwrap_or("1");
+            reply(out, 200, version).await
+        }
         "/echo" => {
             let body = req.into_body().await.unwrap_or_default();
             reply(out, 200, &format!("{} bytes", body.len())).await
@@ -49,7 +54,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
                 .headers()
                 .entries()
                 .into_iter()
-                .filter(|(k, _)| k.starts_with("spin-"))
+                .filter(|(k, _)| k.starts_with("spin-") || k == "x-request-id")
                 .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(&v)))
                 .collect();
             lines.sort();
@@ -224,7 +229,11 @@ async fn generate(
             if name == "done" {
                 done = true;
             }
-            if body.send(format!("{name}:{data}\n").into_bytes()).await.is_err() {
+            if body
+                .send(format!("{name}:{data}\n").into_bytes())
+                .await
+                .is_err()
+            {
                 return;
             }
         }
@@ -234,7 +243,9 @@ async fn generate(
         outputs = match ctx.compute(vec![]) {
             Ok(outputs) => outputs,
             Err(e) => {
-                let _ = body.send(format!("error:{}\n", nn_error(&e)).into_bytes()).await;
+                let _ = body
+                    .send(format!("error:{}\n", nn_error(&e)).into_bytes())
+                    .await;
                 return;
             }
         };

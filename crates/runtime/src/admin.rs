@@ -1,0 +1,143 @@
+//! The admin API, answered by the host: `GET /admin/components` lists each component's
+//! version, digest and load time; `POST /admin/components/{name}` with a `.wasm` body swaps
+//! that component in while serving.
+//!
+//! Every call needs `Authorization: Bearer <admin_token>` (the application variable
+//! `admin_token`); without that variable the admin API is off.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use sha2::{Digest, Sha256};
+
+use crate::app::App;
+use crate::response::{self, Body};
+use crate::swap::NewVersion;
+
+/// Largest component upload accepted.
+pub(crate) const UPLOAD_LIMIT: usize = 64 << 20;
+
+/// Answers `/admin/...` requests.
+pub(crate) async fn handle(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let Some(token) = app.admin_token.as_deref() else {
+        return response::error(
+            StatusCode::FORBIDDEN,
+            "admin_disabled",
+            "the admin API is off: set the `admin_token` application variable to enable it",
+        );
+    };
+    if !authorized(&req, token) {
+        let mut r = response::error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_admin_token",
+            "missing or wrong admin token (Authorization: Bearer <admin_token>)",
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("valid"));
+        return r;
+    }
+    let path = req.uri().path().to_owned();
+    let name = path
+        .strip_prefix("/admin/components")
+        .map(|rest| rest.trim_matches('/').to_owned());
+    match (req.method().clone(), name) {
+        (Method::GET, Some(name)) if name.is_empty() => list(app),
+        (Method::POST, Some(name)) if !name.is_empty() && !name.contains('/') => {
+            upload(app, &name, req).await
+        }
+        (_, Some(_)) => response::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "use GET /admin/components or POST /admin/components/{name}",
+        ),
+        (_, None) => response::error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no admin endpoint {path}"),
+        ),
+    }
+}
+
+/// Compares digests, so the time taken does not reveal how much of the token matched.
+fn authorized(req: &Request<Incoming>, token: &str) -> bool {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    Sha256::digest(given.trim().as_bytes()) == Sha256::digest(token.as_bytes())
+}
+
+fn list(app: &App) -> Response<Body> {
+    let components: Vec<_> = app
+        .components
+        .iter()
+        .map(|(id, slot)| {
+            let c = slot.current.load();
+            serde_json::json!({
+                "id": id,
+                "version": slot.version.load(Ordering::SeqCst),
+                "source": c.source.display().to_string(),
+                "sha256": c.sha256,
+                "load_ms": (c.load_time.as_secs_f64() * 1e5).round() / 100.0,
+                "cache_hit": c.cache_hit,
+                "loaded_at": unix_seconds(c.loaded_at),
+            })
+        })
+        .collect();
+    response::json(
+        StatusCode::OK,
+        &serde_json::json!({ "components": components }),
+    )
+}
+
+async fn upload(app: &App, name: &str, req: Request<Incoming>) -> Response<Body> {
+    if !app.components.contains_key(name) {
+        return response::error(
+            StatusCode::NOT_FOUND,
+            "unknown_component",
+            format!("no component `{name}` in the manifest"),
+        );
+    }
+    let bytes: Bytes = match Limited::new(req.into_body(), UPLOAD_LIMIT).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) => {
+            return response::error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "upload_rejected",
+                format!("could not read the upload (limit {UPLOAD_LIMIT} bytes): {e}"),
+            );
+        }
+    };
+    if bytes.is_empty() {
+        return response::error(
+            StatusCode::BAD_REQUEST,
+            "empty_upload",
+            "the request body must be the component's .wasm",
+        );
+    }
+    match app
+        .swap_component(name, NewVersion::Upload(bytes.to_vec()))
+        .await
+    {
+        Ok(report) => response::json(
+            StatusCode::OK,
+            &serde_json::to_value(report).expect("serializable"),
+        ),
+        Err(e) => response::error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "component_rejected",
+            format!("the new version was rejected and the old one keeps serving: {e:#}"),
+        ),
+    }
+}
+
+pub(crate) fn unix_seconds(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
