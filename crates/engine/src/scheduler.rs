@@ -9,6 +9,15 @@
 //! `parallel..parallel+prefix_cache_slots` hold cached prompts. `kv_cache_seq_cp` in a unified
 //! pool makes cells shared between sequences, so a copied prefix costs no memory and no compute.
 //!
+//! Why unified rather than one KV stream per sequence: a unified pool lets every token's
+//! attention span all used cells, masked to its own sequence, but with flash attention on (as
+//! here) llama.cpp's CPU kernel skips masked cells, and per-sequence streams would copy whole
+//! streams for each prefix share (`seq_cp` across streams copies full buffers only, and aborts
+//! on partial ranges). Measured with both layouts on 2 cores (8 concurrent chats, 2048-token
+//! sequences): 56.2 vs 57.2 tok/s with a shared system prompt, 24.0 vs 25.4 with distinct
+//! prompts, 17.3 vs 16.3 tok/s through the HTTP gateway: no difference worth a setting, so the
+//! pool stays unified and prefix copies stay free.
+//!
 //! Invariant: a live sequence's positions `0..n_past` are in KV under its id; nothing else is.
 
 use std::collections::VecDeque;
