@@ -1,4 +1,4 @@
-//! `kefu models pull|list`.
+//! `kefu models pull|list|quantize`.
 
 use std::path::PathBuf;
 
@@ -29,10 +29,24 @@ pub enum ModelsCommand {
         #[command(flatten)]
         models_dir: ModelsDir,
     },
+    /// Convert a GGUF model to another encoding (llama.cpp's quantizer).
+    Quantize {
+        #[command(flatten)]
+        args: kefu_eval::QuantizeArgs,
+        #[command(flatten)]
+        models_dir: ModelsDir,
+    },
 }
 
 pub fn run(cmd: ModelsCommand) -> Result<()> {
     match cmd {
+        ModelsCommand::Quantize {
+            mut args,
+            models_dir,
+        } => {
+            args.input = crate::models::resolve(&args.input.to_string_lossy(), &models_dir.dir)?;
+            kefu_eval::quantize::run_quantize(&args).map(drop)
+        }
         ModelsCommand::Pull {
             name,
             models_dir,
