@@ -2,8 +2,13 @@
 
 mod bench;
 mod data;
+mod eval;
+mod feedback;
 mod generate;
+mod keys;
 mod models;
+mod stats;
+mod train;
 mod up;
 
 use std::path::PathBuf;
@@ -43,9 +48,21 @@ enum Command {
     /// Prepare FAQ data.
     #[command(subcommand)]
     Data(Box<data::DataCommand>),
-    /// Measure throughput and latency.
+    /// Evaluate models on a held-out set: quality, speed, size, and each against the first.
+    Eval(Box<eval::EvalCommand>),
+    /// Measure throughput and latency: `kefu bench --url URL` loads an OpenAI-compatible
+    /// server; `kefu bench engine` measures the engine in-process.
+    Bench(bench::BenchArgs),
+    /// Fine-tune a model on a prepared dataset (supervised, LoRA or full) and export a GGUF.
+    Train(Box<train::TrainCommand>),
+    /// Clients' feedback on answers: export the thumbs-down cases for review and training.
     #[command(subcommand)]
-    Bench(bench::BenchCommand),
+    Feedback(feedback::FeedbackCommand),
+    /// Request-length statistics from live traffic and a `max_seq_length` recommendation.
+    Stats(stats::StatsArgs),
+    /// API keys: `kefu keys new` prints a fresh key and its `api_keys` digest.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 /// Where model files live (catalog models are stored here by `kefu models pull`).
@@ -62,6 +79,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Generate(args) => generate::run(args),
         Command::Bench(cmd) => bench::run(cmd),
         Command::Data(cmd) => data::run(*cmd),
+        Command::Eval(cmd) => eval::run(*cmd),
+        Command::Train(cmd) => train::run(*cmd),
+        Command::Feedback(cmd) => feedback::run(cmd),
+        Command::Stats(args) => stats::run(args),
+        Command::Keys(cmd) => keys::run(cmd),
     }
 }
 
