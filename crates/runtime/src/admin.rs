@@ -73,8 +73,15 @@ fn authorized(req: &Request<Incoming>, token: &str) -> bool {
 }
 
 fn list(app: &App) -> Response<Body> {
-    let components: Vec<_> = app
-        .components
+    response::json(
+        StatusCode::OK,
+        &serde_json::json!({ "components": components(app) }),
+    )
+}
+
+/// Each component's current version: what `/ready` and `GET /admin/components` show.
+pub(crate) fn components(app: &App) -> Vec<serde_json::Value> {
+    app.components
         .iter()
         .map(|(id, slot)| {
             let c = slot.current.load();
@@ -88,11 +95,7 @@ fn list(app: &App) -> Response<Body> {
                 "loaded_at": unix_seconds(c.loaded_at),
             })
         })
-        .collect();
-    response::json(
-        StatusCode::OK,
-        &serde_json::json!({ "components": components }),
-    )
+        .collect()
 }
 
 async fn upload(app: &App, name: &str, req: Request<Incoming>) -> Response<Body> {

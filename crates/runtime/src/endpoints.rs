@@ -1,8 +1,6 @@
 //! Endpoints the host answers itself, before routing to components: `/health`, `/ready` and
 //! `/metrics`. They take precedence over the manifest's routes.
 
-use std::sync::atomic::Ordering;
-
 use http::{HeaderValue, Method, Response, StatusCode, header};
 
 use crate::app::App;
@@ -36,22 +34,7 @@ fn health() -> Response<Body> {
 
 /// Ready: every component is compiled and every model a component is granted is loaded.
 fn ready(app: &App) -> Response<Body> {
-    let components: Vec<_> = app
-        .components
-        .iter()
-        .map(|(id, slot)| {
-            let c = slot.current.load();
-            serde_json::json!({
-                "id": id,
-                "version": slot.version.load(Ordering::SeqCst),
-                "source": c.source.display().to_string(),
-                "sha256": c.sha256,
-                "load_ms": (c.load_time.as_secs_f64() * 1e3 * 100.0).round() / 100.0,
-                "cache_hit": c.cache_hit,
-                "loaded_at": crate::admin::unix_seconds(c.loaded_at),
-            })
-        })
-        .collect();
+    let components = crate::admin::components(app);
     let missing: Vec<String> = app
         .manifest
         .requested_models()
