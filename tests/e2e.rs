@@ -142,19 +142,8 @@ fn client_hanging_up_mid_stream_frees_its_sequence() {
         "temperature": 1.8,
         "seed": 3,
         "stream": true
-    })
-    .to_string();
-    let mut stream = kefu
-        .send(
-            "POST",
-            "/v1/chat/completions",
-            &[
-                ("Authorization", &auth()),
-                ("Content-Type", "application/json"),
-            ],
-            body.as_bytes(),
-        )
-        .unwrap();
+    });
+    let mut stream = kefu.chat_stream(&body);
     let mut first = [0u8; 256];
     let n = stream.read(&mut first).unwrap();
     let head = String::from_utf8_lossy(&first[..n]);
@@ -480,19 +469,8 @@ fn sigterm_lets_a_running_stream_finish_then_exits_0() {
         "messages": [{"role": "user", "content": "专业版每月多少钱？"}],
         "max_tokens": 48,
         "stream": true
-    })
-    .to_string();
-    let mut stream = kefu
-        .send(
-            "POST",
-            "/v1/chat/completions",
-            &[
-                ("Authorization", &auth()),
-                ("Content-Type", "application/json"),
-            ],
-            body.as_bytes(),
-        )
-        .unwrap();
+    });
+    let mut stream = kefu.chat_stream(&body);
     // Wait for the first event, so the stop arrives mid-stream.
     let mut raw = Vec::new();
     let mut buf = [0u8; 4096];

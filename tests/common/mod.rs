@@ -170,6 +170,21 @@ impl Kefu {
         )
     }
 
+    /// POST /v1/chat/completions with the demo key, returning the open connection so a
+    /// streamed answer can be read as it arrives.
+    pub fn chat_stream(&self, body: &serde_json::Value) -> TcpStream {
+        self.send(
+            "POST",
+            "/v1/chat/completions",
+            &[
+                ("Authorization", &format!("Bearer {DEMO_KEY}")),
+                ("Content-Type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        )
+        .expect("sending the chat request")
+    }
+
     pub fn metric(&self, name: &str) -> Option<f64> {
         let text = self.request("GET", "/metrics", &[], b"").text();
         text.lines()
