@@ -26,8 +26,10 @@ pub use request::{Event, FinishReason, GenerateRequest, SamplingOptions, Usage};
 pub use stats::StatsSnapshot;
 pub use tokenizer::{ChatMessage, Tokenizer};
 
-/// llama.cpp's backend may be initialised once per process; every engine and tokenizer shares it.
-pub(crate) fn backend() -> &'static llama_cpp_2::llama_backend::LlamaBackend {
+/// llama.cpp's backend may be initialised once per process; every engine and tokenizer shares
+/// it, and so must other llama.cpp users in the process (evaluation, quantization). Logs are
+/// silenced unless `KEFU_LLAMA_LOG` is set.
+pub fn backend() -> &'static llama_cpp_2::llama_backend::LlamaBackend {
     use std::sync::OnceLock;
     static BACKEND: OnceLock<llama_cpp_2::llama_backend::LlamaBackend> = OnceLock::new();
     BACKEND.get_or_init(|| {

@@ -59,7 +59,7 @@ pub fn score(
     threads: i32,
     progress: &mut dyn FnMut(),
 ) -> Result<NllRun> {
-    let backend = crate::backend::backend(model_path)?;
+    let backend = kefu_engine::backend();
     let model = LlamaModel::load_from_file(backend, model_path, &LlamaModelParams::default())
         .with_context(|| format!("loading model {}", model_path.display()))?;
     let sequences = items

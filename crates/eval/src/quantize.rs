@@ -185,7 +185,7 @@ pub fn quantize(args: &QuantizeArgs) -> Result<QuantizeOutcome> {
         );
     }
     // Quantization needs llama.cpp's backend (ggml's lookup tables) initialised.
-    crate::backend::backend(input)?;
+    kefu_engine::backend();
 
     let partial = partial_path(&args.out);
     let threads = args

@@ -1,5 +1,5 @@
-//! The candle forward pass against llama.cpp on the same tokens (its own process: llama.cpp's
-//! backend is initialised here, not through kefu-engine).
+//! The candle forward pass against llama.cpp on the same tokens (through kefu-engine's
+//! process-wide llama.cpp backend).
 //!
 //! Tolerance: the base Q4_1 model is dequantized and exported as F32, so both sides use the same
 //! f32 weights; llama.cpp runs with an F32 KV cache and without flash attention (both would
@@ -92,9 +92,9 @@ fn forward_logits_match_llama_cpp() {
         ExportType::F32,
     )
     .unwrap();
-    let mut backend = LlamaBackend::init().unwrap();
-    backend.void_logs();
-    let theirs = llama_cpp_logits(&backend, &f32_path, &ids);
+    // The process-wide backend kefu-engine shares (a second `init` would fail).
+    let backend = kefu_engine::backend();
+    let theirs = llama_cpp_logits(backend, &f32_path, &ids);
     let mut max_diff = 0f32;
     for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
         assert_eq!(a.len(), b.len());
@@ -109,7 +109,7 @@ fn forward_logits_match_llama_cpp() {
     );
     assert!(max_diff < 1e-3, "max |logit difference| {max_diff}");
 
-    let q4 = llama_cpp_logits(&backend, &path, &ids);
+    let q4 = llama_cpp_logits(backend, &path, &ids);
     let same = ours
         .iter()
         .zip(&q4)
@@ -123,7 +123,7 @@ fn forward_logits_match_llama_cpp() {
 
     // The tokenizer built from the GGUF gives llama.cpp's ids on the whole demo dataset.
     let model = LlamaModel::load_from_file(
-        &backend,
+        backend,
         &path,
         &LlamaModelParams::default().with_vocab_only(true),
     )
