@@ -124,14 +124,7 @@ pub(crate) async fn handle(
         record,
     ) {
         Ok(state) => state,
-        Err(e) => {
-            tracing::error!(%component, error = %format!("{e:#}"), "preparing the guest failed");
-            return response::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "component_setup",
-                "the request handler could not be prepared",
-            );
-        }
+        Err(e) => return setup_failed(&component, &e),
     };
     let mut store = Store::new(&app.engine, state);
     store.limiter(|s| &mut s.limiter);
@@ -147,14 +140,7 @@ pub(crate) async fn handle(
     });
     let (req, out) = match resources {
         Ok(r) => r,
-        Err(e) => {
-            tracing::error!(%component, error = %format!("{e:#}"), "preparing the guest failed");
-            return response::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "component_setup",
-                "the request handler could not be prepared",
-            );
-        }
+        Err(e) => return setup_failed(&component, &e),
     };
 
     let (outcome_tx, outcome_rx) = oneshot::channel();
@@ -228,6 +214,16 @@ pub(crate) async fn handle(
             failure_response(app, kind)
         }
     }
+}
+
+/// The store or its request resources could not be made: the host's fault, not the guest's.
+fn setup_failed(component: &str, error: &impl std::fmt::Display) -> Response<Body> {
+    tracing::error!(%component, error = %format!("{error:#}"), "preparing the guest failed");
+    response::error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "component_setup",
+        "the request handler could not be prepared",
+    )
 }
 
 fn failure_response(app: &App, kind: FailureKind) -> Response<Body> {
