@@ -7,9 +7,8 @@
 
 use std::sync::atomic::Ordering;
 
-use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use sha2::{Digest, Sha256};
 
@@ -90,7 +89,7 @@ pub(crate) fn components(app: &App) -> Vec<serde_json::Value> {
                 "version": slot.version.load(Ordering::SeqCst),
                 "source": c.source.display().to_string(),
                 "sha256": c.sha256,
-                "load_ms": (c.load_time.as_secs_f64() * 1e5).round() / 100.0,
+                "load_ms": millis(c.load_time),
                 "cache_hit": c.cache_hit,
                 "loaded_at": unix_seconds(c.loaded_at),
             })
@@ -106,16 +105,13 @@ async fn upload(app: &App, name: &str, req: Request<Incoming>) -> Response<Body>
             format!("no component `{name}` in the manifest"),
         );
     }
-    let bytes: Bytes = match Limited::new(req.into_body(), UPLOAD_LIMIT).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(e) => {
-            return response::error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "upload_rejected",
-                format!("could not read the upload (limit {UPLOAD_LIMIT} bytes): {e}"),
-            );
-        }
+    // The same reading (and 413 over the limit) as request bodies, with the upload's limit.
+    let request = match crate::server::read_body(req, UPLOAD_LIMIT).await {
+        Ok(request) => request,
+        Err(response) => return response,
     };
+    let Ok(body) = request.into_body().collect().await;
+    let bytes = body.to_bytes();
     if bytes.is_empty() {
         return response::error(
             StatusCode::BAD_REQUEST,
@@ -137,6 +133,11 @@ async fn upload(app: &App, name: &str, req: Request<Incoming>) -> Response<Body>
             format!("the new version was rejected and the old one keeps serving: {e:#}"),
         ),
     }
+}
+
+/// A duration in milliseconds, rounded to two decimals (as the admin API shows load times).
+pub(crate) fn millis(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
 }
 
 pub(crate) fn unix_seconds(t: std::time::SystemTime) -> u64 {

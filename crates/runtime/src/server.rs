@@ -174,7 +174,7 @@ async fn dispatch(
 }
 
 /// Reads the whole body, refusing more than `limit` bytes with a 413.
-async fn read_body(
+pub(crate) async fn read_body(
     req: Request<Incoming>,
     limit: usize,
 ) -> Result<Request<Full<Bytes>>, Response<Body>> {

@@ -154,7 +154,7 @@ fn report(id: &str, slot: &ComponentSlot, loaded: &LoadedComponent, unchanged: b
         component: id.to_owned(),
         sha256: loaded.sha256.clone(),
         version: slot.version.load(Ordering::SeqCst),
-        load_ms: (loaded.load_time.as_secs_f64() * 1e5).round() / 100.0,
+        load_ms: crate::admin::millis(loaded.load_time),
         cache_hit: loaded.cache_hit,
         unchanged,
     }
