@@ -26,14 +26,14 @@ use crate::report::{Machine, ModelAnswer, ModelSummary, QuestionResult, Report, 
 pub struct EvalArgs {
     /// A GGUF model to evaluate; repeat for more. The first is the reference the others are
     /// compared with.
-    #[arg(long = "model", required = true, value_name = "GGUF")]
+    #[arg(long = "model", value_name = "GGUF", required_unless_present = "url")]
     pub models: Vec<PathBuf>,
     /// Held-out instruction set (JSON Lines from `kefu data prepare`).
     #[arg(long, value_name = "FILE", default_value = "data/prepared/test.jsonl")]
     pub data: PathBuf,
-    /// Directory for report.json, report.md and the PNG plots.
-    #[arg(long, value_name = "DIR")]
-    pub out: PathBuf,
+    /// Directory for report.json, report.md and the PNG plots (with `--url`: report.json).
+    #[arg(long, value_name = "DIR", required_unless_present = "url")]
+    pub out: Option<PathBuf>,
     /// Evaluate only the first N questions.
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -62,7 +62,7 @@ impl EvalArgs {
         Self {
             models,
             data: data.into(),
-            out: out.into(),
+            out: Some(out.into()),
             limit: None,
             max_tokens: 256,
             threads: None,
@@ -90,8 +90,8 @@ pub fn evaluate(args: &EvalArgs) -> Result<Report> {
     if let Some(limit) = args.limit {
         examples.truncate(limit.max(1));
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    let out = args.out.as_deref().context("--out is required")?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let threads = args
         .threads
         .unwrap_or_else(|| kefu_engine::EngineConfig::new("").threads);
@@ -166,7 +166,7 @@ pub fn evaluate(args: &EvalArgs) -> Result<Report> {
         comparisons,
         questions,
     };
-    write(&report, &args.out)?;
+    write(&report, out)?;
     Ok(report)
 }
 

@@ -3,7 +3,8 @@
 //!
 //! | variable | default | meaning |
 //! |---|---|---|
-//! | `answer_mode` | `auto` | `extractive` (FAQ answer verbatim, no model), `generative` (model answer, checked and flagged but never replaced), `auto` (model answer, replaced by the FAQ answer when the output guard rejects it) |
+//! | `answer_mode` | `auto` | `extractive` (FAQ answer verbatim, plus a close runner-up entry; no model), `generative` (model answer, checked and flagged but never replaced), `auto` (model answer, replaced by the FAQ answer when the output guard rejects it) |
+//! | `auto_languages` | `zh,en` | languages `auto` asks the model to phrase answers in; questions in other languages get the FAQ answer directly (set it by measurement: `kefu eval --url` reports how often the output guard kept the model's answers per language) |
 //! | `answer_threshold` | `0.45` | minimum coverage of the best entry to answer (0..1, see [`crate::retrieve`]) |
 //! | `refuse_threshold` | `0.40` | below this coverage the question is out of scope and refused; between the two thresholds it is handed off as "not in the FAQ" |
 //! | `top_k` | `3` | FAQ entries given to the model as grounding |
@@ -27,10 +28,12 @@
 
 use std::fmt;
 
+use crate::text::Lang;
+
 /// How an answer is produced once the decision is "answer".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AnswerMode {
-    /// Return the best FAQ answer verbatim; the model is not called.
+    /// Return the best FAQ answer verbatim (and a close runner-up entry); the model is not called.
     Extractive,
     /// Return the model's answer; the output guard only sets `grounded`.
     Generative,
@@ -63,6 +66,8 @@ pub enum CallerSystem {
 pub struct GuardConfig {
     /// `answer_mode`.
     pub answer_mode: AnswerMode,
+    /// `auto_languages`: where `auto` calls the model.
+    pub auto_languages: Vec<Lang>,
     /// `answer_threshold`: coverage needed to answer.
     pub answer_threshold: f32,
     /// `refuse_threshold`: coverage below which the question is refused.
@@ -123,6 +128,7 @@ impl Default for GuardConfig {
     fn default() -> Self {
         GuardConfig {
             answer_mode: AnswerMode::Auto,
+            auto_languages: vec![Lang::Zh, Lang::En],
             answer_threshold: 0.45,
             refuse_threshold: 0.40,
             top_k: 3,
@@ -178,6 +184,7 @@ impl GuardConfig {
     /// Every variable name [`GuardConfig::from_vars`] reads.
     pub const VARIABLES: &'static [&'static str] = &[
         "answer_mode",
+        "auto_languages",
         "answer_threshold",
         "refuse_threshold",
         "top_k",
@@ -227,6 +234,16 @@ impl GuardConfig {
                 "auto" => AnswerMode::Auto,
                 _ => return Err(bad(n, v, "extractive, generative or auto")),
             };
+        }
+        if let Some((n, v)) = var("auto_languages") {
+            c.auto_languages = split_list(&v)
+                .iter()
+                .map(|l| match l.as_str() {
+                    "zh" => Ok(Lang::Zh),
+                    "en" => Ok(Lang::En),
+                    _ => Err(bad(n, v.clone(), "a comma-separated list of zh and en")),
+                })
+                .collect::<Result<_, _>>()?;
         }
         for (name, slot) in [
             ("answer_threshold", &mut c.answer_threshold),

@@ -195,6 +195,16 @@ pub fn classify_cues(question: &str, kb: &Knowledge, config: &GuardConfig) -> Op
             "shouting",
         ));
     }
+    // Off-topic before account operations: "帮我把这段话翻译一下" is a chat request, not an
+    // operation on the user's account.
+    let competitors: Vec<&str> = config.competitors.iter().map(String::as_str).collect();
+    for cues in [lexicon::OFF_TOPIC, &competitors] {
+        for cue in cues {
+            if text::cue_matches(&norm, &words, cue) && !kb.mentions(cue) {
+                return Some(Decision::by_cue(Action::Refuse, Reason::OffTopic, cue));
+            }
+        }
+    }
     let question_form = first(lexicon::HOW_TO).is_some();
     let account = first(lexicon::ACCOUNT_OP_STRONG)
         .or_else(|| {
@@ -209,14 +219,6 @@ pub fn classify_cues(question: &str, kb: &Knowledge, config: &GuardConfig) -> Op
             Reason::AccountOperation,
             &c,
         ));
-    }
-    let competitors: Vec<&str> = config.competitors.iter().map(String::as_str).collect();
-    for cues in [lexicon::OFF_TOPIC, &competitors] {
-        for cue in cues {
-            if text::cue_matches(&norm, &words, cue) && !kb.mentions(cue) {
-                return Some(Decision::by_cue(Action::Refuse, Reason::OffTopic, cue));
-            }
-        }
     }
     None
 }

@@ -1195,6 +1195,14 @@ pub const HUMAN_REQUEST: &[&str] = &[
     "a human",
     "operator",
     "human please",
+    "your manager",
+    "a manager",
+    "supervisor",
+    "找经理",
+    "你们经理",
+    "你们领导",
+    "找领导",
+    "负责人",
 ];
 
 /// Anger or a formal complaint.
@@ -1311,6 +1319,12 @@ pub const ACCOUNT_OP_STRONG: &[&str] = &[
     "refund my",
     "refund me",
     "charged twice",
+    "why was i charged",
+    "why am i being charged",
+    "why did you charge",
+    "为什么扣了",
+    "为什么扣我",
+    "怎么扣了我",
     "double charged",
     "charged me twice",
     "order number",

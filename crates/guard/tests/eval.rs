@@ -2,7 +2,7 @@
 //! `data/prepared/knowledge.jsonl` when it exists) with `data/eval/guardrails.jsonl`.
 //!
 //! The extractive pipeline (plan → FAQ answer verbatim, refusal or hand-off) is scored per
-//! split: fact accuracy (in-scope questions answered with every expected fact), refuse/hand-off
+//! split with [`kefu_guard::evalset`] (as `kefu eval --url` scores a running server): fact accuracy (in-scope questions answered with every expected fact), refuse/hand-off
 //! accuracy, and replies containing a number the knowledge base lacks.
 //!
 //! Asserted: on `dev` (the calibration and development set) fact and decision accuracy
@@ -15,11 +15,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use kefu_guard::output_guard::extract_facts;
-use kefu_guard::{
-    Action, AnswerMode, Entry, Guard, GuardConfig, Knowledge, Lang, Message, mask_pii, text,
-};
-use serde::Deserialize;
+use kefu_guard::evalset::{self, Expect, KbNumbers, SetItem, Tally};
+use kefu_guard::{AnswerMode, Entry, Guard, GuardConfig, Knowledge, Lang, Message, mask_pii, text};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -126,94 +123,36 @@ fn demo_config(extra: &[(&str, &str)]) -> GuardConfig {
     .expect("demo config")
 }
 
-#[derive(Deserialize)]
-struct Item {
-    id: String,
-    question: String,
-    expect: String,
-    #[serde(default)]
-    facts: Vec<String>,
-    split: String,
-}
-
-fn items() -> Vec<Item> {
+fn items() -> Vec<SetItem> {
     let raw = std::fs::read_to_string(repo().join("data/eval/guardrails.jsonl"))
         .expect("data/eval/guardrails.jsonl");
-    raw.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("eval item"))
-        .collect()
+    evalset::parse_set(&raw).expect("data/eval/guardrails.jsonl")
 }
 
-fn squash(s: &str) -> String {
-    text::normalize(s)
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect()
-}
-
-#[derive(Default, Debug)]
-struct Score {
-    answer_total: usize,
-    answer_ok: usize,
-    other_total: usize,
-    other_ok: usize,
-    unsupported_numbers: usize,
-    failures: Vec<String>,
-}
-
-impl Score {
-    fn fact_accuracy(&self) -> f64 {
-        self.answer_ok as f64 / self.answer_total.max(1) as f64
-    }
-    fn decision_accuracy(&self) -> f64 {
-        self.other_ok as f64 / self.other_total.max(1) as f64
-    }
-}
-
-fn evaluate(kb: &Knowledge, config: &GuardConfig, items: &[&Item]) -> Score {
+/// Judges the extractive pipeline's reply to every item; failures are described in full.
+fn evaluate(kb: &Knowledge, config: &GuardConfig, items: &[&SetItem]) -> (Tally, Vec<String>) {
     let guard = Guard::new(kb, config.clone());
-    let kb_numbers: Vec<String> = kb
-        .entries()
-        .iter()
-        .flat_map(|e| extract_facts(&format!("{}\n{}", e.question, e.answer)))
-        .map(|f| f.value)
-        .collect();
-    let mut s = Score::default();
+    let numbers = KbNumbers::new(kb);
+    let mut tally = Tally::default();
+    let mut failures = Vec::new();
     for item in items {
         let plan = guard.plan(&[Message::user(item.question.as_str())]);
         let done = guard.finalize(&plan, "");
-        for f in extract_facts(&done.text) {
-            if !kb_numbers.contains(&f.value) {
-                s.unsupported_numbers += 1;
-                s.failures
-                    .push(format!("{}: number {:?} not in the KB", item.id, f.surface));
-            }
+        let verdict = evalset::judge(item, done.action.as_str(), &done.text, &numbers);
+        tally.add(item, &verdict);
+        if !verdict.invented_numbers.is_empty() {
+            failures.push(format!(
+                "{}: numbers {:?} not in the KB",
+                item.id, verdict.invented_numbers
+            ));
         }
-        let reply = squash(&done.text);
-        let ok = match item.expect.as_str() {
-            "answer" => {
-                s.answer_total += 1;
-                done.action == Action::Answer
-                    && item.facts.iter().all(|f| reply.contains(&squash(f)))
-            }
-            other => {
-                s.other_total += 1;
-                done.action.as_str() == other
-            }
-        };
-        if ok {
-            match item.expect.as_str() {
-                "answer" => s.answer_ok += 1,
-                _ => s.other_ok += 1,
-            }
-        } else {
-            s.failures.push(format!(
+        if !verdict.correct {
+            failures.push(format!(
                 "{} [{}] {:?}: expected {}, got {} ({}, coverage {:.2}, cited {:?})",
                 item.id,
                 item.split,
                 item.question,
-                item.expect,
+                item.expect.as_str(),
                 done.action.as_str(),
                 plan.reason.as_str(),
                 plan.coverage,
@@ -221,7 +160,7 @@ fn evaluate(kb: &Knowledge, config: &GuardConfig, items: &[&Item]) -> Score {
             ));
         }
     }
-    s
+    (tally, failures)
 }
 
 #[test]
@@ -235,34 +174,27 @@ fn extractive_pipeline_meets_quality_bar() {
         config.answer_threshold,
         config.refuse_threshold
     );
-    assert!(items.iter().filter(|i| i.expect == "answer").count() >= 40);
-    assert!(items.iter().filter(|i| i.expect != "answer").count() >= 20);
+    assert!(items.iter().filter(|i| i.expect == Expect::Answer).count() >= 40);
+    assert!(items.iter().filter(|i| i.expect != Expect::Answer).count() >= 20);
     let mut scores = Vec::new();
     for split in ["dev", "test"] {
-        let subset: Vec<&Item> = items.iter().filter(|i| i.split == split).collect();
-        let s = evaluate(&kb, &config, &subset);
-        println!(
-            "{split}: fact accuracy {}/{} = {:.1}%, refuse/handoff accuracy {}/{} = {:.1}%, \
-             replies with numbers absent from the KB: {}",
-            s.answer_ok,
-            s.answer_total,
-            100.0 * s.fact_accuracy(),
-            s.other_ok,
-            s.other_total,
-            100.0 * s.decision_accuracy(),
-            s.unsupported_numbers
-        );
-        for f in &s.failures {
+        let subset: Vec<&SetItem> = items.iter().filter(|i| i.split == split).collect();
+        let (tally, failures) = evaluate(&kb, &config, &subset);
+        println!("{split}: {}", tally.summary());
+        for f in &failures {
             println!("  {f}");
         }
-        scores.push((split, s));
+        scores.push((split, tally, failures));
     }
-    for (split, s) in &scores {
-        assert_eq!(s.unsupported_numbers, 0, "{split}: {:#?}", s.failures);
+    for (split, tally, failures) in &scores {
+        assert_eq!(
+            tally.replies_with_invented_numbers, 0,
+            "{split}: {failures:#?}"
+        );
     }
-    let dev = &scores[0].1;
-    assert!(dev.fact_accuracy() >= 0.95, "dev: {:#?}", dev.failures);
-    assert!(dev.decision_accuracy() >= 0.95, "dev: {:#?}", dev.failures);
+    let (_, dev, failures) = &scores[0];
+    assert!(dev.fact_accuracy() >= 0.95, "dev: {failures:#?}");
+    assert!(dev.decision_accuracy() >= 0.95, "dev: {failures:#?}");
 }
 
 /// Replies go out in the question's language for refusals and hand-offs.
@@ -270,7 +202,7 @@ fn extractive_pipeline_meets_quality_bar() {
 fn refusals_and_handoffs_match_the_question_language() {
     let (kb, _) = demo_kb();
     let guard = Guard::new(&kb, demo_config(&[]));
-    for item in items().iter().filter(|i| i.expect != "answer") {
+    for item in items().iter().filter(|i| i.expect != Expect::Answer) {
         let plan = guard.plan(&[Message::user(item.question.as_str())]);
         let reply = plan.reply.unwrap_or_default();
         let has_cjk = reply.chars().any(text::is_cjk);
@@ -330,19 +262,19 @@ fn index_build_time() {
 fn calibrate() {
     let (kb, _) = demo_kb();
     let items = items();
-    let dev: Vec<&Item> = items.iter().filter(|i| i.split == "dev").collect();
+    let dev: Vec<&SetItem> = items.iter().filter(|i| i.split == "dev").collect();
     let guard = Guard::new(&kb, demo_config(&[]));
     for item in &dev {
         let p = guard.plan(&[Message::user(item.question.as_str())]);
         println!(
             "{:7} {:8} {:8} {:.3} {}",
             item.id,
-            item.expect,
+            item.expect.as_str(),
             p.action.as_str(),
             p.coverage,
             item.question.replace('\n', " ")
         );
-        if std::env::var_os("EXPLAIN").is_some() && p.action.as_str() != item.expect {
+        if std::env::var_os("EXPLAIN").is_some() && p.action.as_str() != item.expect.as_str() {
             let best = kb.search(&item.question, 1);
             if let Some(h) = best.first() {
                 let id = &kb.entries()[h.entry].id;
@@ -362,7 +294,7 @@ fn calibrate() {
                 answer_mode: AnswerMode::Extractive,
                 ..demo_config(&[])
             };
-            let s = evaluate(&kb, &config, &dev);
+            let (s, _) = evaluate(&kb, &config, &dev);
             rows.push((s.fact_accuracy() + s.decision_accuracy(), a, r, s));
         }
     }

@@ -1,7 +1,8 @@
-//! `kefu eval`: the evaluation of `kefu-eval` over models named by path or catalog name.
+//! `kefu eval`: the evaluation of `kefu-eval`, over models named by path or catalog name
+//! (`--model`), or over a running server's guardrails (`--url` with `--set`).
 
-use anyhow::Result;
-use kefu_eval::EvalArgs;
+use anyhow::{Context, Result};
+use kefu_eval::{EvalArgs, ServedEvalArgs};
 
 use super::ModelsDir;
 
@@ -10,10 +11,15 @@ pub struct EvalCommand {
     #[command(flatten)]
     args: EvalArgs,
     #[command(flatten)]
+    served: ServedEvalArgs,
+    #[command(flatten)]
     models_dir: ModelsDir,
 }
 
 pub fn run(cmd: EvalCommand) -> Result<()> {
+    if cmd.served.url.is_some() {
+        return run_served(&cmd.served, cmd.args.out.as_deref(), cmd.args.quiet);
+    }
     let mut args = cmd.args;
     args.models = args
         .models
@@ -22,6 +28,21 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
         .collect::<Result<_>>()?;
     let report = kefu_eval::evaluate(&args)?;
     print!("{}", kefu_eval::markdown::summary(&report));
-    println!("report: {}", args.out.join("report.md").display());
+    if let Some(out) = &args.out {
+        println!("report: {}", out.join("report.md").display());
+    }
+    Ok(())
+}
+
+fn run_served(args: &ServedEvalArgs, out: Option<&std::path::Path>, quiet: bool) -> Result<()> {
+    let report = kefu_eval::evaluate_served(args, quiet)?;
+    print!("{}", kefu_eval::served::summary(&report));
+    if let Some(out) = out {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let path = out.join("report.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("report: {}", path.display());
+    }
     Ok(())
 }

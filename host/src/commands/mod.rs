@@ -48,7 +48,8 @@ enum Command {
     /// Prepare FAQ data.
     #[command(subcommand)]
     Data(Box<data::DataCommand>),
-    /// Evaluate models on a held-out set: quality, speed, size, and each against the first.
+    /// Evaluate models on a held-out set (quality, speed, size, each against the first), or a
+    /// running server's guardrails on an evaluation set (`--url URL --set FILE`).
     Eval(Box<eval::EvalCommand>),
     /// Measure throughput and latency: `kefu bench --url URL` loads an OpenAI-compatible
     /// server; `kefu bench engine` measures the engine in-process.
