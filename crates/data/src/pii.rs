@@ -4,7 +4,8 @@
 //! typed placeholders: Chinese resident ID numbers (18 characters, valid birth date and ISO
 //! 7064 check digit) → `[身份证号]`, bank card numbers (16-19 digits, Luhn) → `[银行卡号]`,
 //! mainland mobile numbers (optionally +86, spaces or dashes) → `[电话]`, e-mail addresses →
-//! `[邮箱]`. Every replacement is counted by type.
+//! `[邮箱]`. Every replacement is counted by type. The check-digit rules are kefu-guard's
+//! (`kefu_guard::pii`), so prepared data and live questions agree on what is personal data.
 //!
 //! Invariants: company contact points survive. 400/800 hotlines never look like mobiles and are
 //! on the allow-list anyway; addresses at the company's domains (and subdomains) and any
@@ -176,57 +177,7 @@ static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 
-/// True when the 18-character `id` is a plausible resident ID: region code not starting with
-/// 0, a real birth date, and the right check digit.
-pub fn is_valid_resident_id(id: &str) -> bool {
-    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
-    const CHECK: &[u8; 11] = b"10X98765432";
-    let b = id.as_bytes();
-    if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) || b[0] == b'0' {
-        return false;
-    }
-    let num = |r: std::ops::Range<usize>| id[r].parse::<u32>().unwrap_or(0);
-    let (year, month, day) = (num(6..10), num(10..12), num(12..14));
-    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
-    let days = match month {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return false,
-    };
-    if !(1900..=2100).contains(&year) || day == 0 || day > days {
-        return false;
-    }
-    let sum: u32 = b[..17]
-        .iter()
-        .zip(WEIGHTS)
-        .map(|(d, w)| u32::from(d - b'0') * w)
-        .sum();
-    CHECK[(sum % 11) as usize] == b[17].to_ascii_uppercase()
-}
-
-/// Luhn checksum over the digits of `number`.
-pub fn luhn_valid(number: &str) -> bool {
-    let digits: Vec<u32> = number.chars().filter_map(|c| c.to_digit(10)).collect();
-    if digits.len() < 2 {
-        return false;
-    }
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, &d)| {
-            if i % 2 == 1 {
-                let x = d * 2;
-                if x > 9 { x - 9 } else { x }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
-}
+pub use kefu_guard::pii::{is_valid_resident_id, luhn_valid};
 
 /// Replaces the matches of `re` accepted by `accept` with `kind`'s placeholder. A match only
 /// counts when it is not glued to more digits/letters (`boundary`), so fragments of longer

@@ -203,45 +203,56 @@ fn classify(d: &str) -> Option<PiiKind> {
     if mobile(b) || (b.len() == 13 && b.starts_with(b"86") && mobile(&b[2..])) {
         return Some(PiiKind::Phone);
     }
-    if b.len() == 18 && resident_id_ok(b) {
+    if is_valid_resident_id(d) {
         return Some(PiiKind::IdCard);
     }
-    if (16..=19).contains(&b.len()) && b.iter().all(u8::is_ascii_digit) && luhn_ok(b) {
+    if (16..=19).contains(&b.len()) && b.iter().all(u8::is_ascii_digit) && luhn_valid(d) {
         return Some(PiiKind::BankCard);
     }
     None
 }
 
-/// ISO 7064 MOD 11-2 check and a plausible YYYYMMDD birth date.
-fn resident_id_ok(b: &[u8]) -> bool {
-    const W: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
+/// True when the 18-character `id` is a plausible resident ID: region code not starting with
+/// 0, a real birth date, and the right check digit.
+pub fn is_valid_resident_id(id: &str) -> bool {
+    const WEIGHTS: [u32; 17] = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2];
     const CHECK: &[u8; 11] = b"10X98765432";
-    if !b[..17].iter().all(u8::is_ascii_digit) {
+    let b = id.as_bytes();
+    if b.len() != 18 || !b[..17].iter().all(u8::is_ascii_digit) || b[0] == b'0' {
+        return false;
+    }
+    let num = |r: std::ops::Range<usize>| id[r].parse::<u32>().unwrap_or(0);
+    let (year, month, day) = (num(6..10), num(10..12), num(12..14));
+    let leap = year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400));
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    if !(1900..=2100).contains(&year) || day == 0 || day > days {
         return false;
     }
     let sum: u32 = b[..17]
         .iter()
-        .zip(W)
-        .map(|(d, w)| (d - b'0') as u32 * w)
+        .zip(WEIGHTS)
+        .map(|(d, w)| u32::from(d - b'0') * w)
         .sum();
-    let num = |r: std::ops::Range<usize>| {
-        b[r].iter()
-            .fold(0u32, |acc, d| acc * 10 + (d - b'0') as u32)
-    };
-    let (year, month, day) = (num(6..10), num(10..12), num(12..14));
     CHECK[(sum % 11) as usize] == b[17].to_ascii_uppercase()
-        && (1900..=2099).contains(&year)
-        && (1..=12).contains(&month)
-        && (1..=31).contains(&day)
 }
 
-fn luhn_ok(b: &[u8]) -> bool {
-    let sum: u32 = b
+/// Luhn checksum over the digits of `number`.
+pub fn luhn_valid(number: &str) -> bool {
+    let digits: Vec<u32> = number.chars().filter_map(|c| c.to_digit(10)).collect();
+    if digits.len() < 2 {
+        return false;
+    }
+    let sum: u32 = digits
         .iter()
         .rev()
         .enumerate()
-        .map(|(i, d)| {
-            let d = (d - b'0') as u32;
+        .map(|(i, &d)| {
             if i % 2 == 1 {
                 let x = d * 2;
                 if x > 9 { x - 9 } else { x }
