@@ -3,7 +3,6 @@
 //! Needs the default model: `kefu models pull` (or `scripts/test`) stores it under `models/`;
 //! `KEFU_TEST_MODEL` points elsewhere.
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use kefu_engine::{
@@ -11,24 +10,8 @@ use kefu_engine::{
     GenerateRequest, Generation, SamplingOptions, Usage,
 };
 
-fn model_path() -> PathBuf {
-    let path = std::env::var_os("KEFU_TEST_MODEL").map_or_else(
-        || {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../models/smollm2-135m-instruct.Q4_1.gguf")
-        },
-        PathBuf::from,
-    );
-    assert!(
-        path.is_file(),
-        "the default model is missing at {}: run `kefu models pull` first",
-        path.display()
-    );
-    path
-}
-
 fn config(parallel: u32) -> EngineConfig {
-    let mut c = EngineConfig::new(model_path());
+    let mut c = EngineConfig::new(kefu_testkit::default_model());
     c.parallel = parallel;
     c.ctx_per_seq = 1024;
     c.batch_size = 256;

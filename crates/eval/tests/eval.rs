@@ -1,16 +1,14 @@
 //! `kefu eval` against the real default model on a few questions of the demo test split:
 //! likelihood scoring is deterministic, and a run writes a report that parses back.
 
-mod common;
-
 use kefu_engine::Tokenizer;
 use kefu_eval::dataset::{load_examples, render};
 use kefu_eval::{EvalArgs, Report, evaluate};
 
 #[test]
 fn perplexity_of_a_file_is_identical_across_runs() {
-    let model = common::model_path();
-    let mut examples = load_examples(&common::test_split()).unwrap();
+    let model = kefu_testkit::default_model();
+    let mut examples = load_examples(&kefu_testkit::demo_prepared("test.jsonl")).unwrap();
     examples.truncate(3);
     let items = render(&examples, &Tokenizer::load(&model).unwrap(), None).unwrap();
     assert!(
@@ -65,10 +63,14 @@ fn same_json(a: &serde_json::Value, b: &serde_json::Value, at: &str) {
 
 #[test]
 fn report_files_are_written_and_parse() {
-    let model = common::model_path();
+    let model = kefu_testkit::default_model();
     let dir = tempfile::tempdir().unwrap();
     // The same model twice: every likelihood delta must be exactly zero.
-    let mut args = EvalArgs::new(vec![model.clone(), model], common::test_split(), dir.path());
+    let mut args = EvalArgs::new(
+        vec![model.clone(), model],
+        kefu_testkit::demo_prepared("test.jsonl"),
+        dir.path(),
+    );
     args.limit = Some(2);
     args.max_tokens = 24;
     args.threads = Some(2);

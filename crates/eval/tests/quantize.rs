@@ -1,8 +1,6 @@
 //! `kefu models quantize` against the real default model (Q4_1) and real llama.cpp: every
 //! target type loads and generates, and the guard rails hold.
 
-mod common;
-
 use kefu_engine::{Engine, EngineConfig, Event, GenerateRequest, SamplingOptions};
 use kefu_eval::gguf::inspect;
 use kefu_eval::quantize::quantize;
@@ -43,7 +41,7 @@ fn generates(path: &std::path::Path) -> String {
 
 #[test]
 fn every_type_round_trips_loads_and_generates() {
-    let input = common::model_path();
+    let input = kefu_testkit::default_model();
     let dir = tempfile::tempdir().unwrap();
     let input_bytes = std::fs::metadata(&input).unwrap().len();
     for to in QuantType::ALL {
@@ -81,7 +79,7 @@ fn every_type_round_trips_loads_and_generates() {
 
 #[test]
 fn refuses_to_overwrite_the_input_or_silently_requantize() {
-    let input = common::model_path();
+    let input = kefu_testkit::default_model();
     let before = std::fs::metadata(&input).unwrap().len();
 
     let mut same = QuantizeArgs::new(&input, QuantType::Q8_0, &input);

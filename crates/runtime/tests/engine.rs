@@ -5,22 +5,12 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::{encode, get};
 use kefu_engine::{Engine, EngineConfig, EngineHandle};
 use kefu_runtime::{ModelRegistry, ServeOptions};
-
-fn model_path() -> PathBuf {
-    std::env::var_os("KEFU_TEST_MODEL")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-                .join("../../models/smollm2-135m-instruct.Q4_1.gguf")
-        })
-}
 
 struct Fixture {
     addr: SocketAddr,
@@ -30,7 +20,7 @@ struct Fixture {
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let model = model_path();
+        let model = kefu_testkit::default_model();
         assert!(
             model.is_file(),
             "model {} not found: run `kefu models pull` or set KEFU_TEST_MODEL",

@@ -9,8 +9,6 @@
 //! Q4_1 file (llama.cpp quantizes activations to Q8 for those matmuls) only greedy tokens are
 //! compared: measured 43/46 equal, required 90 %.
 
-mod common;
-
 use std::num::NonZeroU32;
 
 use candle_core::{Device, Tensor};
@@ -59,7 +57,7 @@ fn argmax(v: &[f32]) -> usize {
 
 #[test]
 fn forward_logits_match_llama_cpp() {
-    let path = common::model_path();
+    let path = kefu_testkit::default_model();
     let base = GgufModel::load(&path, &Device::Cpu).unwrap();
     let tok = GgufTokenizer::from_metadata(&base.metadata).unwrap();
     let (prompt, answer) = split_rendering("专业版多少钱？ How much is the Pro plan?", "").unwrap();
@@ -132,7 +130,8 @@ fn forward_logits_match_llama_cpp() {
         "1,000 次 AES-256 2025-01-01 ¥12/月 https://cloudsail.example/help?x=1  双空格\n\n尾"
             .to_string(),
     ];
-    for ex in kefu_train::data::read_examples(&common::demo_train()).unwrap() {
+    for ex in kefu_train::data::read_examples(&kefu_testkit::demo_prepared("train.jsonl")).unwrap()
+    {
         texts.push(kefu_data::render_chatml(&ex.question, &ex.answer));
     }
     for text in texts {

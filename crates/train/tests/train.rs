@@ -2,8 +2,6 @@
 //! answer tokens only, LoRA merging is exact, a tiny run lowers the loss and exports a GGUF the
 //! engine generates from, resuming continues where it stopped, and bad input is refused.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Write;
 
@@ -20,7 +18,7 @@ use kefu_train::tokenizer::GgufTokenizer;
 use kefu_train::{ExportType, TrainArgs, train};
 
 fn load() -> (GgufModel, GgufTokenizer) {
-    let base = GgufModel::load(&common::model_path(), &Device::Cpu).unwrap();
+    let base = GgufModel::load(&kefu_testkit::default_model(), &Device::Cpu).unwrap();
     let tok = GgufTokenizer::from_metadata(&base.metadata).unwrap();
     (base, tok)
 }
@@ -162,7 +160,7 @@ fn loss_counts_answer_tokens_only_and_lora_merges_exactly() {
 }
 
 fn write_subset(path: &std::path::Path, n: usize) {
-    let text = std::fs::read_to_string(common::demo_train()).unwrap();
+    let text = std::fs::read_to_string(kefu_testkit::demo_prepared("train.jsonl")).unwrap();
     let mut lines: Vec<&str> = text.lines().collect();
     lines.sort_by_key(|l| l.len());
     std::fs::write(path, lines[..n].join("\n") + "\n").unwrap();
@@ -174,7 +172,7 @@ fn tiny_lora_run_lowers_the_loss_exports_a_servable_gguf_and_resumes() {
     let data = dir.path().join("train.jsonl");
     write_subset(&data, 4);
     let out = dir.path().join("tiny.gguf");
-    let mut args = TrainArgs::new(common::model_path(), &data, &out);
+    let mut args = TrainArgs::new(kefu_testkit::default_model(), &data, &out);
     args.eval = Some(data.clone());
     args.epochs = 3;
     args.batch_size = 2;
@@ -206,7 +204,7 @@ fn tiny_lora_run_lowers_the_loss_exports_a_servable_gguf_and_resumes() {
     // The export keeps the base model's metadata and loads in the engine.
     let mut f = std::fs::File::open(&out).unwrap();
     let content = gguf_file::Content::read(&mut f).unwrap();
-    let base_model = GgufModel::load(&common::model_path(), &Device::Cpu).unwrap();
+    let base_model = GgufModel::load(&kefu_testkit::default_model(), &Device::Cpu).unwrap();
     for (k, v) in &base_model.metadata {
         if k != "general.file_type" && k != "general.alignment" {
             assert_eq!(
@@ -267,13 +265,21 @@ fn bad_input_is_refused_clearly() {
     .unwrap();
     writeln!(f, r#"{{"id":"b","instruction":"q""#).unwrap();
     drop(f);
-    let args = TrainArgs::new(common::model_path(), &bad, dir.path().join("o.gguf"));
+    let args = TrainArgs::new(
+        kefu_testkit::default_model(),
+        &bad,
+        dir.path().join("o.gguf"),
+    );
     let e = format!("{:#}", train(&args).unwrap_err());
     assert!(e.contains("line 2"), "{e}");
 
     let empty = dir.path().join("empty.jsonl");
     std::fs::write(&empty, "").unwrap();
-    let args = TrainArgs::new(common::model_path(), &empty, dir.path().join("o.gguf"));
+    let args = TrainArgs::new(
+        kefu_testkit::default_model(),
+        &empty,
+        dir.path().join("o.gguf"),
+    );
     let e = format!("{:#}", train(&args).unwrap_err());
     assert!(e.contains("no examples"), "{e}");
 
