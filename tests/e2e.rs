@@ -465,10 +465,17 @@ fn api_key_quota_gives_429_with_retry_after() {
 
 #[test]
 fn sigterm_lets_a_running_stream_finish_then_exits_0() {
-    let mut kefu = Kefu::start(&["--variable", "answer_mode=generative"]);
+    // A long grace: on a loaded 2-core machine (two servers of the suite decoding at once)
+    // 48 tokens have taken over 30 s.
+    let mut kefu = Kefu::start(&[
+        "--variable",
+        "answer_mode=generative",
+        "--shutdown-grace",
+        "180",
+    ]);
     let body = json!({
         "messages": [{"role": "user", "content": "专业版每月多少钱？"}],
-        "max_tokens": 48,
+        "max_tokens": 24,
         "stream": true
     });
     let mut stream = kefu.chat_stream(&body);
@@ -585,6 +592,8 @@ fn guardrail_evaluation_over_http() {
         DEMO_KEY.as_ref(),
         "--out".as_ref(),
         out_dir.as_os_str(),
+        "--max-tokens".as_ref(),
+        "48".as_ref(),
         "--quiet".as_ref(),
     ]);
     println!("{stdout}");

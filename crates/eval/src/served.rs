@@ -96,8 +96,13 @@ pub struct ServedReport {
     pub answers: Vec<ServedAnswer>,
 }
 
-/// Asks the server every question of the set and judges the replies.
-pub fn evaluate_served(args: &ServedEvalArgs, quiet: bool) -> Result<ServedReport> {
+/// Asks the server every question of the set (answers of at most `max_tokens` tokens) and
+/// judges the replies.
+pub fn evaluate_served(
+    args: &ServedEvalArgs,
+    max_tokens: u32,
+    quiet: bool,
+) -> Result<ServedReport> {
     let url = args
         .url
         .as_deref()
@@ -151,14 +156,14 @@ pub fn evaluate_served(args: &ServedEvalArgs, quiet: bool) -> Result<ServedRepor
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(item) = items.get(i) else { break };
-                    let answer = ask(
-                        &client,
-                        &url,
-                        &model,
-                        args.api_key.as_deref(),
-                        item,
-                        &numbers,
-                    );
+                    let request = Request {
+                        client: &client,
+                        url: &url,
+                        model: &model,
+                        key: args.api_key.as_deref(),
+                        max_tokens,
+                    };
+                    let answer = ask(&request, item, &numbers);
                     results.lock().expect("results lock")[i] = Some(answer);
                     bar.inc(1);
                 }
@@ -213,18 +218,20 @@ fn first_model(client: &reqwest::blocking::Client, url: &str, key: Option<&str>)
         .with_context(|| format!("GET {url}/v1/models lists no model"))
 }
 
+/// Where and how questions are sent.
+struct Request<'a> {
+    client: &'a reqwest::blocking::Client,
+    url: &'a str,
+    model: &'a str,
+    key: Option<&'a str>,
+    max_tokens: u32,
+}
+
 /// Sends one question and judges the reply; transport and HTTP errors become an `error`
 /// action (wrong for every item) with the reason as the reply.
-fn ask(
-    client: &reqwest::blocking::Client,
-    url: &str,
-    model: &str,
-    key: Option<&str>,
-    item: &SetItem,
-    numbers: &KbNumbers,
-) -> ServedAnswer {
+fn ask(request: &Request, item: &SetItem, numbers: &KbNumbers) -> ServedAnswer {
     let start = Instant::now();
-    let r = chat(client, url, model, key, &item.question).unwrap_or_else(|e| Reply {
+    let r = chat(request, &item.question).unwrap_or_else(|e| Reply {
         action: "error".into(),
         text: format!("{e:#}"),
         ..Reply::default()
@@ -257,22 +264,18 @@ struct Reply {
 }
 
 /// One non-streamed chat completion.
-fn chat(
-    client: &reqwest::blocking::Client,
-    url: &str,
-    model: &str,
-    key: Option<&str>,
-    question: &str,
-) -> Result<Reply> {
+fn chat(request: &Request, question: &str) -> Result<Reply> {
     let body = json!({
-        "model": model,
+        "model": request.model,
         "messages": [{"role": "user", "content": question}],
         "temperature": 0,
+        "max_tokens": request.max_tokens,
     });
-    let mut req = client
-        .post(format!("{url}/v1/chat/completions"))
+    let mut req = request
+        .client
+        .post(format!("{}/v1/chat/completions", request.url))
         .json(&body);
-    if let Some(key) = key {
+    if let Some(key) = request.key {
         req = req.bearer_auth(key);
     }
     let resp = req.send().context("sending the request")?;

@@ -18,7 +18,13 @@ pub struct EvalCommand {
 
 pub fn run(cmd: EvalCommand) -> Result<()> {
     if cmd.served.url.is_some() {
-        return run_served(&cmd.served, cmd.args.out.as_deref(), cmd.args.quiet);
+        let args = &cmd.args;
+        return run_served(
+            &cmd.served,
+            args.out.as_deref(),
+            args.max_tokens,
+            args.quiet,
+        );
     }
     let mut args = cmd.args;
     args.models = args
@@ -34,8 +40,13 @@ pub fn run(cmd: EvalCommand) -> Result<()> {
     Ok(())
 }
 
-fn run_served(args: &ServedEvalArgs, out: Option<&std::path::Path>, quiet: bool) -> Result<()> {
-    let report = kefu_eval::evaluate_served(args, quiet)?;
+fn run_served(
+    args: &ServedEvalArgs,
+    out: Option<&std::path::Path>,
+    max_tokens: u32,
+    quiet: bool,
+) -> Result<()> {
+    let report = kefu_eval::evaluate_served(args, max_tokens, quiet)?;
     print!("{}", kefu_eval::served::summary(&report));
     if let Some(out) = out {
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
