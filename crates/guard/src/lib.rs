@@ -69,11 +69,19 @@ pub use pii::{Masked, PiiKind, mask_pii};
 pub use prompt::{Message, Role};
 pub use text::Lang;
 
-/// An extractive reply also gives the second-ranked entry (its question, then its answer) when
-/// that entry is in the question's language and covers the question nearly as well as the first: on close calls retrieval ranks
-/// the wanted entry second about as often as first. Calibrated on the dev split (0.70-0.95 all
+/// A FAQ reply also gives the second-ranked entry (its question, then its answer) when that
+/// entry is in the question's language and covers the question nearly as well as the first: on
+/// close calls retrieval ranks the wanted entry second about as often as first. Calibrated on the dev split (0.70-0.95 all
 /// give the same dev accuracy, +2 questions over answering with the first entry alone).
 const RUNNER_UP_COVERAGE_RATIO: f32 = 0.85;
+
+/// An answer made of FAQ text only: the best entry's answer, then a close runner-up entry.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FaqReply {
+    pub text: String,
+    /// The entries used, best first.
+    pub citations: Vec<String>,
+}
 
 /// What to do with one request, before any model call.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -98,6 +106,9 @@ pub struct Plan {
     pub coverage: f32,
     /// Kinds of personal data masked in the question.
     pub pii: Vec<PiiKind>,
+    /// For an answer: the reply from the FAQ alone (extractive mode's reply, and what `auto`
+    /// sends when the output guard rejects the model's answer).
+    pub faq_reply: Option<FaqReply>,
 }
 
 impl Plan {
@@ -195,6 +206,7 @@ impl<'k> Guard<'k> {
             lang,
             coverage: decision.coverage(),
             pii: masked.found,
+            faq_reply: None,
         };
         match decision.action {
             Action::Refuse => plan.reply = Some(self.refusal(lang)),
@@ -221,27 +233,17 @@ impl<'k> Guard<'k> {
             }
             Action::Answer => {
                 let top = &decision.hits[0];
-                let best = &self.kb.entries()[top.entry];
                 plan.grounded = true;
                 let extractive = match c.answer_mode {
                     AnswerMode::Extractive => true,
                     AnswerMode::Auto => !c.auto_languages.contains(&lang),
                     AnswerMode::Generative => false,
                 };
+                let faq_reply = self.faq_reply(&decision.hits, lang);
+                plan.faq_reply = Some(faq_reply.clone());
                 if extractive {
-                    plan.citations.push(best.id.clone());
-                    let mut reply = best.answer.clone();
-                    let runner_up = decision.hits.get(1).filter(|h| {
-                        h.coverage >= c.answer_threshold
-                            && h.coverage >= top.coverage * RUNNER_UP_COVERAGE_RATIO
-                            && text::detect_lang(&self.kb.entries()[h.entry].answer) == lang
-                    });
-                    if let Some(second) = runner_up {
-                        let e = &self.kb.entries()[second.entry];
-                        plan.citations.push(e.id.clone());
-                        reply.push_str(&format!("\n\n{}\n{}", e.question, e.answer));
-                    }
-                    plan.reply = Some(reply);
+                    plan.citations = faq_reply.citations.clone();
+                    plan.reply = Some(faq_reply.text.clone());
                 } else {
                     let grounding: Vec<&Entry> = decision
                         .hits
@@ -279,7 +281,7 @@ impl<'k> Guard<'k> {
     ///
     /// Plans without a prompt return their reply (`generated` is ignored). For generated
     /// answers the output guard runs: in `auto` mode a rejected answer is replaced by the
-    /// primary entry's answer verbatim (`replaced: true`, still grounded); in `generative`
+    /// plan's [`FaqReply`] (`replaced: true`, still grounded); in `generative`
     /// mode it is kept and `grounded` reports the verdict.
     pub fn finalize(&self, plan: &Plan, generated: &str) -> Final {
         let base = Final {
@@ -311,11 +313,11 @@ impl<'k> Guard<'k> {
                 ..base
             };
         }
-        match cited.first() {
-            Some(primary) => Final {
-                text: primary.answer.clone(),
+        match &plan.faq_reply {
+            Some(faq) => Final {
+                text: faq.text.clone(),
                 grounded: true,
-                citations: vec![primary.id.clone()],
+                citations: faq.citations.clone(),
                 replaced: true,
                 reason,
                 ..base
@@ -329,6 +331,31 @@ impl<'k> Guard<'k> {
                 reason,
             },
         }
+    }
+
+    /// The FAQ-only reply for ranked `hits` (best first): the best entry's answer, plus the
+    /// runner-up's question and answer when it is in the question's language and covers the
+    /// question nearly as well (see [`RUNNER_UP_COVERAGE_RATIO`]).
+    fn faq_reply(&self, hits: &[retrieve::Hit], lang: Lang) -> FaqReply {
+        let entries = self.kb.entries();
+        let (top, best) = (&hits[0], &entries[hits[0].entry]);
+        let mut reply = FaqReply {
+            text: best.answer.clone(),
+            citations: vec![best.id.clone()],
+        };
+        let runner_up = hits.get(1).filter(|h| {
+            h.coverage >= self.config.answer_threshold
+                && h.coverage >= top.coverage * RUNNER_UP_COVERAGE_RATIO
+                && text::detect_lang(&entries[h.entry].answer) == lang
+        });
+        if let Some(second) = runner_up {
+            let e = &entries[second.entry];
+            reply.citations.push(e.id.clone());
+            reply
+                .text
+                .push_str(&format!("\n\n{}\n{}", e.question, e.answer));
+        }
+        reply
     }
 
     /// Earlier user/assistant turns before `last_user`, PII-masked.
