@@ -1,7 +1,8 @@
-//! Fact accuracy: does a greedy answer state the reference's facts? A fact is a number
-//! (`¥30`, `2TB`, `7 天` give 30, 2, 7; `1,000` gives 1000) or a Latin-script term of three or
-//! more letters (`WeChat`, `AES`). Answers are generated from the exported GGUF through
-//! kefu-engine, i.e. by llama.cpp exactly as `kefu generate` would, with the serving prompt.
+//! Fact accuracy during training: does a greedy answer state the reference's facts? Facts and
+//! their matching are kefu-eval's ([`kefu_eval::metrics::fact_score`]: quantities with units,
+//! prices, numbers, Latin-script terms), so the per-epoch figure is the one `kefu eval`
+//! reports. Answers are generated from the exported GGUF through kefu-engine, i.e. by
+//! llama.cpp exactly as `kefu generate` would, with the serving prompt.
 
 use std::path::Path;
 
@@ -11,60 +12,16 @@ use serde::Serialize;
 
 use crate::data::{Example, split_rendering};
 
-/// Numbers and Latin terms of `text`, lower-cased, deduplicated, in order.
-pub fn key_facts(text: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let chars: Vec<char> = text.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let start = i;
-        let fact = if c.is_ascii_digit() {
-            let mut s = String::new();
-            while i < chars.len() {
-                let ch = chars[i];
-                let joins = matches!(ch, ',' | '.')
-                    && chars.get(i + 1).is_some_and(|n| n.is_ascii_digit())
-                    && i > start;
-                if ch.is_ascii_digit() {
-                    s.push(ch);
-                } else if joins {
-                    if ch == '.' {
-                        s.push('.');
-                    }
-                } else {
-                    break;
-                }
-                i += 1;
-            }
-            Some(s)
-        } else if c.is_ascii_alphabetic() {
-            while i < chars.len() && chars[i].is_ascii_alphabetic() {
-                i += 1;
-            }
-            let w: String = chars[start..i].iter().collect();
-            (w.len() >= 3).then(|| w.to_ascii_lowercase())
-        } else {
-            i += 1;
-            None
-        };
-        if let Some(f) = fact
-            && !out.contains(&f)
-        {
-            out.push(f);
-        }
-    }
-    out
-}
-
 /// One evaluated question.
 #[derive(Debug, Clone, Serialize)]
 pub struct FactResult {
     pub id: String,
     pub question: String,
     pub answer: String,
-    pub facts: Vec<String>,
-    pub found: Vec<String>,
+    /// Facts of the reference.
+    pub facts_total: usize,
+    /// Those the answer does not state.
+    pub missing: Vec<String>,
 }
 
 /// Fact accuracy over an eval set.
@@ -98,20 +55,18 @@ pub fn score(examples: &[Example], answers: &[String]) -> FactScore {
         results: Vec::new(),
     };
     for (ex, ans) in examples.iter().zip(answers) {
-        let facts = key_facts(&ex.answer);
-        let have = key_facts(ans);
-        let found: Vec<String> = facts.iter().filter(|f| have.contains(f)).cloned().collect();
-        s.facts_total += facts.len();
-        s.facts_found += found.len();
-        if found.len() == facts.len() {
+        let f = kefu_eval::metrics::fact_score(&ex.answer, ans);
+        s.facts_total += f.total;
+        s.facts_found += f.found;
+        if f.missing.is_empty() {
             s.questions_all_facts += 1;
         }
         s.results.push(FactResult {
             id: ex.id.clone(),
             question: ex.question.clone(),
             answer: ans.clone(),
-            facts,
-            found,
+            facts_total: f.total,
+            missing: f.missing,
         });
     }
     s
@@ -163,11 +118,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn facts_are_numbers_and_latin_terms() {
-        assert_eq!(
-            key_facts("专业版（2TB，¥30/月），1,000 次，WeChat 或 AES-256；v1.5"),
-            vec!["2", "30", "1000", "wechat", "aes", "256", "1.5"]
-        );
+    fn answers_are_scored_with_kefu_evals_facts() {
         let ex = Example {
             id: "x".into(),
             question: "q".into(),
@@ -176,9 +127,14 @@ mod tests {
         };
         let s = score(
             &[ex.clone(), ex],
-            &["¥12 每月".to_string(), "¥12，年付 ¥120".to_string()],
+            &["¥12 每月".to_string(), "¥12/月，年付 ¥120".to_string()],
         );
-        assert_eq!((s.facts_found, s.facts_total), (3, 4));
         assert_eq!(s.questions_all_facts, 1);
+        assert!(s.facts_found < s.facts_total, "{s:?}");
+        assert_eq!(
+            s.results[0].missing.len(),
+            s.results[0].facts_total - 1,
+            "{s:?}"
+        );
     }
 }
