@@ -66,12 +66,14 @@ pub struct TrainArgs {
     #[arg(long)]
     pub lr: Option<f64>,
 
-    /// Examples per micro-batch.
-    #[arg(long, default_value_t = 4)]
+    /// Examples per micro-batch. On CPU one example at a time trains as fast as four (36
+    /// answer tok/s either way, measured on the demo) with half the memory or less (3.7 GiB
+    /// vs 7.2 GiB peak RSS at 320 tokens); raise it on a GPU.
+    #[arg(long, default_value_t = 1)]
     pub batch_size: usize,
 
     /// Micro-batches per optimizer step (effective batch = batch-size × grad-accum).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 4)]
     pub grad_accum: usize,
 
     /// Tokens per example; longer ones are truncated and counted [default: the

@@ -176,6 +176,7 @@ fn tiny_lora_run_lowers_the_loss_exports_a_servable_gguf_and_resumes() {
     args.eval = Some(data.clone());
     args.epochs = 3;
     args.batch_size = 2;
+    args.grad_accum = 1;
     args.max_seq_length = Some(64);
     args.lora_rank = 8;
     args.lr = Some(3e-3);
