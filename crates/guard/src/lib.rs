@@ -28,9 +28,9 @@
 //! file format), [`retrieve`] (BM25F ranking and coverage), [`decide`] (answer, refuse or
 //! hand off, and why), [`prompt`] (grounded, injection-resistant chat prompts),
 //! [`output_guard`] (check generated answers against the FAQ), [`pii`] (mask personal data),
-//! [`config`] (settings from string variables), [`evalset`] (the evaluation set format and how a
-//! reply is judged against it); [`text`] holds the tokeniser, and private
-//! modules hold the word lists (`lexicon`) and the precomputed index file (`snapshot`).
+//! [`config`] (settings from string variables), [`evalset`] (the evaluation set format and how
+//! a reply is judged against it); [`text`] holds the tokeniser, and private modules hold the
+//! word lists (`lexicon`) and the precomputed index file (`snapshot`).
 //!
 //! Per-request cost (100 FAQ entries, release build, measured with `examples/index_time.rs`
 //! on a shared 2-core machine): parsing and indexing JSON Lines ~2 ms natively, ~4 ms in a
@@ -71,8 +71,9 @@ pub use text::Lang;
 
 /// A FAQ reply also gives the second-ranked entry (its question, then its answer) when that
 /// entry is in the question's language and covers the question nearly as well as the first: on
-/// close calls retrieval ranks the wanted entry second about as often as first. Calibrated on the dev split (0.70-0.95 all
-/// give the same dev accuracy, +2 questions over answering with the first entry alone).
+/// close calls retrieval ranks the wanted entry second about as often as first. Calibrated on
+/// the dev split (0.70-0.95 all give the same dev accuracy, +2 questions over answering with
+/// the first entry alone).
 const RUNNER_UP_COVERAGE_RATIO: f32 = 0.85;
 
 /// An answer made of FAQ text only: the best entry's answer, then a close runner-up entry.
