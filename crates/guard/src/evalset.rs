@@ -24,17 +24,26 @@ use crate::text;
 pub struct SetItem {
     pub id: String,
     /// `zh` or `en` (informational).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub lang: String,
     pub question: String,
     /// `answer`, `refuse` or `handoff`.
     pub expect: Expect,
-    /// Strings a correct `answer` reply must contain.
-    #[serde(default)]
+    /// Strings a correct `answer` reply must contain (`null` or absent for other items).
+    #[serde(default, deserialize_with = "null_as_default")]
     pub facts: Vec<String>,
     /// `dev`, `test`, ... (empty when the set has no splits).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub split: String,
+}
+
+/// Optional fields may be written as `null`.
+fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// The decision an item expects.
@@ -271,6 +280,15 @@ mod tests {
         assert_eq!(all.replies_with_invented_numbers, 1);
         assert_eq!(all.fact_accuracy(), 1.0);
         assert_eq!(all.decision_accuracy(), 0.0);
+    }
+
+    #[test]
+    fn optional_fields_may_be_null() {
+        let set = parse_set(
+            "{\"id\":\"o\",\"lang\":null,\"question\":\"q\",\"expect\":\"refuse\",\"facts\":null,\"split\":null}",
+        )
+        .unwrap();
+        assert!(set[0].facts.is_empty() && set[0].split.is_empty() && set[0].lang.is_empty());
     }
 
     #[test]
