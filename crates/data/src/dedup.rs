@@ -34,6 +34,7 @@ pub struct Candidate {
     pub raw_answer: String,
     pub question: String,
     pub answer: String,
+    pub similar: Vec<String>,
     pub tags: Vec<String>,
     pub updated_at: Option<String>,
 }
@@ -167,6 +168,22 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// The similar questions of all rows of a group, first occurrence first, without repeats.
+fn merged_similar(variants: &[Variant]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for q in variants
+        .iter()
+        .flat_map(|v| &v.rows)
+        .flat_map(|r| &r.similar)
+    {
+        if seen.insert(match_key(q)) {
+            out.push(q.clone());
+        }
+    }
+    out
+}
+
 struct Variant {
     answer_key: String,
     rows: Vec<Candidate>,
@@ -214,9 +231,14 @@ pub fn dedup(candidates: Vec<Candidate>) -> Deduped {
     }
     for qkey in order {
         let variants = groups.remove(&qkey).expect("grouped");
+        // Every row of the group asks the same question: the kept entry gets all their
+        // similar questions.
+        let similar = merged_similar(&variants);
         if variants.len() == 1 {
             let mut rows = variants.into_iter().next().expect("one").rows;
-            out.kept.push(rows.swap_remove(0));
+            let mut kept = rows.swap_remove(0);
+            kept.similar = similar;
+            out.kept.push(kept);
             continue;
         }
         let has_time = variants.iter().any(|v| v.newest.is_some());
@@ -232,7 +254,8 @@ pub fn dedup(candidates: Vec<Candidate>) -> Deduped {
         } else {
             0
         };
-        let kept = variants[winner].rows[0].clone();
+        let mut kept = variants[winner].rows[0].clone();
+        kept.similar = similar;
         out.conflicts.push(Conflict {
             id: entry_id(&kept.question),
             question: kept.question.clone(),
@@ -280,6 +303,7 @@ mod tests {
             raw_answer: a.to_string(),
             question: crate::clean::clean_text(q),
             answer: crate::clean::clean_text(a),
+            similar: Vec::new(),
             tags: Vec::new(),
             updated_at: ts.map(str::to_string),
         }
@@ -325,6 +349,21 @@ mod tests {
         ]);
         assert_eq!(rows(&d).0, vec![1, 3, 4]);
         assert_eq!(d.conflicts.len(), 1);
+    }
+
+    #[test]
+    fn duplicates_pool_their_similar_questions() {
+        let mut old = cand(1, "专业版有多少空间？", "1TB", Some("2023-05-10"));
+        old.similar = vec!["pro 多大".into(), "专业版容量".into()];
+        let mut new = cand(2, "专业版有多少空间?", "2TB", Some("2024-09-01"));
+        new.similar = vec!["专业版容量".into(), "pro 能存多少".into()];
+        let d = dedup(vec![old, new]);
+        assert_eq!(d.kept.len(), 1);
+        assert_eq!(d.kept[0].answer, "2TB");
+        assert_eq!(
+            d.kept[0].similar,
+            ["pro 多大", "专业版容量", "pro 能存多少"]
+        );
     }
 
     #[test]

@@ -80,6 +80,12 @@ pub struct PrepareArgs {
     #[arg(long, value_name = "NAME")]
     pub answer_field: Option<String>,
 
+    /// Column/key holding other ways customers ask the question, one a line or separated by
+    /// `|` (a list in JSON) [default: similar, aliases, 相似问法, … if present]. They make
+    /// retrieval find the entry; they are never shown.
+    #[arg(long, value_name = "NAME")]
+    pub similar_field: Option<String>,
+
     /// Column/key holding tags [default: tags, tag, 标签, category if present].
     #[arg(long, value_name = "NAME")]
     pub tags_field: Option<String>,
@@ -140,6 +146,7 @@ impl PrepareArgs {
             query: self.query.clone(),
             question_field: self.question_field.clone(),
             answer_field: self.answer_field.clone(),
+            similar_field: self.similar_field.clone(),
             tags_field: self.tags_field.clone(),
             updated_at_field: self.updated_at_field.clone(),
         }
@@ -152,6 +159,9 @@ pub struct KnowledgeEntry {
     pub id: String,
     pub question: String,
     pub answer: String,
+    /// Other ways customers ask the question (for retrieval only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub similar: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
 }
@@ -252,12 +262,25 @@ pub fn prepare(args: &PrepareArgs, counter: &dyn TokenCounter) -> Result<Report>
                     tags.push(tag);
                 }
             }
+            let mut similar: Vec<String> = Vec::new();
+            let key = dedup::match_key(&question);
+            for q in &rec.similar {
+                let q = redactor.redact(&clean::clean_text(q), &mut redactions);
+                let q_key = dedup::match_key(&q);
+                if !q_key.is_empty()
+                    && q_key != key
+                    && !similar.iter().any(|s| dedup::match_key(s) == q_key)
+                {
+                    similar.push(q);
+                }
+            }
             candidates.push(Candidate {
                 source: rec.source,
                 raw_question: rec.question.clone(),
                 raw_answer: rec.answer.clone(),
                 question,
                 answer,
+                similar,
                 tags,
                 updated_at: rec.updated_at.clone(),
             });
@@ -297,6 +320,7 @@ pub fn prepare(args: &PrepareArgs, counter: &dyn TokenCounter) -> Result<Report>
             id: dedup::entry_id(&c.question),
             question: c.question.clone(),
             answer: c.answer.clone(),
+            similar: c.similar.clone(),
             tags: c.tags.clone(),
         })
         .collect();

@@ -26,6 +26,15 @@ pub const DEFAULT_SQLITE_QUERY: &str = "SELECT * FROM faq_table";
 const QUESTION_NAMES: &[&str] = &["question", "instruction", "q", "问题", "问", "标准问题"];
 const ANSWER_NAMES: &[&str] = &["answer", "output", "a", "答案", "答", "回答", "response"];
 const TAGS_NAMES: &[&str] = &["tags", "tag", "标签", "category", "categories", "分类"];
+const SIMILAR_NAMES: &[&str] = &[
+    "similar",
+    "similarquestions",
+    "aliases",
+    "相似问",
+    "相似问法",
+    "相似问题",
+    "扩展问",
+];
 const UPDATED_NAMES: &[&str] = &[
     "updatedat",
     "updated",
@@ -88,6 +97,8 @@ pub struct RawRecord {
     pub source: SourceRef,
     pub question: String,
     pub answer: String,
+    /// Other ways customers ask the question (相似问法).
+    pub similar: Vec<String>,
     pub tags: Vec<String>,
     pub updated_at: Option<String>,
 }
@@ -105,6 +116,8 @@ pub struct Columns {
     pub question: String,
     pub answer: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub similar: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tags: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
@@ -118,6 +131,7 @@ pub struct ReadOptions {
     pub query: Option<String>,
     pub question_field: Option<String>,
     pub answer_field: Option<String>,
+    pub similar_field: Option<String>,
     pub tags_field: Option<String>,
     pub updated_at_field: Option<String>,
 }
@@ -288,6 +302,12 @@ fn resolve_columns(names: &[String], opts: &ReadOptions) -> Result<Columns> {
     if question == answer {
         bail!("question and answer would both come from column {question:?}");
     }
+    let similar = pick(
+        opts.similar_field.as_deref(),
+        "--similar-field",
+        SIMILAR_NAMES,
+        None,
+    )?;
     let tags = pick(opts.tags_field.as_deref(), "--tags-field", TAGS_NAMES, None)?;
     let updated_at = pick(
         opts.updated_at_field.as_deref(),
@@ -298,6 +318,7 @@ fn resolve_columns(names: &[String], opts: &ReadOptions) -> Result<Columns> {
     Ok(Columns {
         question,
         answer,
+        similar,
         tags,
         updated_at,
     })
@@ -308,6 +329,16 @@ pub fn split_tags(text: &str) -> Vec<String> {
     text.split([',', ';', '|', '，', '、', '；'])
         .map(str::trim)
         .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Splits a similar-questions cell into questions: one a line or `|`-separated (commas
+/// belong to questions).
+pub fn split_questions(text: &str) -> Vec<String> {
+    text.split(['\n', '|'])
+        .map(str::trim)
+        .filter(|q| !q.is_empty())
         .map(str::to_string)
         .collect()
 }
@@ -376,6 +407,17 @@ fn json_record(
             .collect(),
         Some(other) => return Err(format!("field \"tags\" holds {}", json_kind(other))),
     };
+    let similar = match columns.similar.as_deref().and_then(|k| obj.get(k)) {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::String(s)) => split_questions(s),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|q| q.as_str().map(str::trim))
+            .filter(|q| !q.is_empty())
+            .map(str::to_string)
+            .collect(),
+        Some(other) => return Err(format!("field \"similar\" holds {}", json_kind(other))),
+    };
     let updated_at = match &columns.updated_at {
         Some(key) => empty_to_none(json_text(obj, key)?),
         None => None,
@@ -384,6 +426,7 @@ fn json_record(
         source,
         question,
         answer,
+        similar,
         tags,
         updated_at,
     })
@@ -566,6 +609,7 @@ fn read_csv(text: &str, delimiter: u8, opts: &ReadOptions) -> Result<Input> {
     let columns = resolve_columns(&headers, opts)?;
     let index = |name: &str| headers.iter().position(|h| h == name).expect("resolved");
     let (qi, ai) = (index(&columns.question), index(&columns.answer));
+    let si = columns.similar.as_deref().map(index);
     let ti = columns.tags.as_deref().map(index);
     let ui = columns.updated_at.as_deref().map(index);
     let mut input = new_input(InputFormat::Csv, columns);
@@ -628,6 +672,7 @@ fn read_csv(text: &str, delimiter: u8, opts: &ReadOptions) -> Result<Input> {
             source,
             question: field(qi),
             answer: field(ai),
+            similar: si.map(|i| split_questions(&field(i))).unwrap_or_default(),
             tags: ti.map(|i| split_tags(&field(i))).unwrap_or_default(),
             updated_at: ui.and_then(|i| empty_to_none(field(i))),
         });
@@ -653,6 +698,7 @@ fn read_sqlite(path: &Path, query: &str, opts: &ReadOptions) -> Result<Input> {
     let columns = resolve_columns(&names, opts)?;
     let index = |name: &str| names.iter().position(|h| h == name).expect("resolved");
     let (qi, ai) = (index(&columns.question), index(&columns.answer));
+    let si = columns.similar.as_deref().map(index);
     let ti = columns.tags.as_deref().map(index);
     let ui = columns.updated_at.as_deref().map(index);
     let mut input = new_input(InputFormat::Sqlite, columns);
@@ -682,6 +728,10 @@ fn read_sqlite(path: &Path, query: &str, opts: &ReadOptions) -> Result<Input> {
                 source,
                 question: text(qi)?,
                 answer: text(ai)?,
+                similar: match si {
+                    Some(i) => split_questions(&text(i)?),
+                    None => Vec::new(),
+                },
                 tags: match ti {
                     Some(i) => split_tags(&text(i)?),
                     None => Vec::new(),
@@ -790,6 +840,27 @@ mod tests {
             .map(|m| m.source.line.unwrap())
             .collect();
         assert_eq!(lines, vec![3, 4]);
+    }
+
+    #[test]
+    fn similar_questions_from_a_json_list_or_a_cell() {
+        let json = r#"[{"question":"Q","answer":"A","similar":["q one"," ","q two"]},
+            {"question":"R","answer":"B","相似问法":"r one|r two\nr three"}]"#;
+        let input = read_json(json, &opts()).unwrap();
+        assert_eq!(input.columns.similar.as_deref(), Some("similar"));
+        assert_eq!(input.records[0].similar, ["q one", "q two"]);
+        assert!(input.records[1].similar.is_empty(), "one column per input");
+        let csv = "question,answer,similar\nQ,A,\"q one, with a comma\nq two\"\nR,B,\n";
+        let input = read_csv(csv, b',', &opts()).unwrap();
+        assert_eq!(input.records[0].similar, ["q one, with a comma", "q two"]);
+        assert!(input.records[1].similar.is_empty());
+        let bad = r#"[{"question":"Q","answer":"A","similar":7}]"#;
+        let input = read_json(bad, &opts()).unwrap();
+        assert!(
+            input.malformed[0].error.contains("similar"),
+            "{:?}",
+            input.malformed
+        );
     }
 
     #[test]

@@ -3,8 +3,10 @@
 //! mention X" checks). Owns entry validation; owns no I/O: the caller reads the file.
 //!
 //! Format, one JSON object a line: `{"id": "...", "question": "...", "answer": "...",
-//! "tags": ["..."]}`; `tags` is optional (a list or one comma-separated string), unknown
-//! fields are ignored, blank lines are skipped. Ids must be unique and non-empty.
+//! "similar": ["..."], "tags": ["..."]}`; `similar` (other ways customers ask the question,
+//! a list or one string with `|` or newlines between questions) and `tags` (a list or one
+//! comma-separated string) are optional, unknown fields are ignored, blank lines are skipped.
+//! Ids must be unique and non-empty.
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -22,6 +24,8 @@ pub struct Entry {
     pub id: String,
     /// The question as the FAQ states it.
     pub question: String,
+    /// Other ways customers ask it (相似问法): indexed with the question, never shown.
+    pub similar: Vec<String>,
     /// The approved answer: the only source of facts.
     pub answer: String,
     /// Free-form tags (topic, `human`/`contact` for the hand-off channel, ...).
@@ -69,7 +73,29 @@ struct RawEntry {
     question: String,
     answer: String,
     #[serde(default)]
+    similar: Option<Similar>,
+    #[serde(default)]
     tags: Option<Tags>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Similar {
+    List(Vec<String>),
+    One(String),
+}
+
+impl Similar {
+    fn into_questions(self) -> Vec<String> {
+        let list = match self {
+            Similar::List(v) => v,
+            Similar::One(s) => s.split(['|', '\n']).map(str::to_string).collect(),
+        };
+        list.into_iter()
+            .map(|q| q.trim().to_string())
+            .filter(|q| !q.is_empty())
+            .collect()
+    }
 }
 
 /// Parsed, indexed FAQ entries. Cheap to build per request (see the crate docs for timings).
@@ -129,6 +155,7 @@ impl Knowledge {
             entries.push(Entry {
                 id,
                 question: raw.question.trim().to_string(),
+                similar: raw.similar.map(Similar::into_questions).unwrap_or_default(),
                 answer: raw.answer.trim().to_string(),
                 tags,
             });
@@ -283,6 +310,19 @@ pub(crate) mod tests {
         .unwrap();
         assert_eq!(kb.entries()[0].id, "7");
         assert_eq!(kb.entries()[0].tags, ["x", "y"]);
+    }
+
+    #[test]
+    fn similar_questions_are_indexed_but_not_answers() {
+        let jsonl = "{\"id\":\"a\",\"question\":\"如何注销账号？\",\"answer\":\"设置 > 账户 > 注销账号，7 天冷静期。\",\"similar\":[\"不想用了，想把号销掉\"]}\n\
+                     {\"id\":\"b\",\"question\":\"如何退款？\",\"answer\":\"7 天内可退款。\",\"similar\":\"想退钱|钱能退回来吗\"}\n";
+        let kb = Knowledge::from_jsonl(jsonl.as_bytes()).unwrap();
+        assert_eq!(kb.get("b").unwrap().similar, ["想退钱", "钱能退回来吗"]);
+        let hit = kb.search("号销掉", 1)[0];
+        assert_eq!(kb.entries()[hit.entry].id, "a");
+        assert!(hit.coverage > 0.9, "{hit:?}");
+        let back = Knowledge::load(&kb.to_index_bytes()).unwrap();
+        assert_eq!(back.entries(), kb.entries());
     }
 
     #[test]

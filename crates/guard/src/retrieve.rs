@@ -2,6 +2,9 @@
 //! higher), with a coverage score that makes thresholds mean the same thing across
 //! knowledge-base sizes.
 //!
+//! The question field holds the question and its similar questions (相似问法), the answer
+//! field the answer and tags.
+//!
 //! Tokens come from [`crate::text::tokenize`] (synonym concepts, CJK unigrams and bigrams,
 //! stemmed Latin words, numbers). For a query, CJK bigrams the knowledge base never uses are
 //! dropped (most are word-boundary artefacts of unsegmented text) and characters they leave
@@ -113,7 +116,14 @@ impl Index {
         for (doc, e) in entries.iter().enumerate() {
             q.clear();
             a.clear();
-            ix.len_q.push(field_counts(&e.question, &mut buf, &mut q));
+            // Similar questions join the question field: together they are the ways
+            // customers ask for this entry. (Scoring each way of asking on its own was tried:
+            // it lost colloquial questions that borrow words from two of them.)
+            let mut len_q = field_counts(&e.question, &mut buf, &mut q);
+            for similar in &e.similar {
+                len_q += field_counts(similar, &mut buf, &mut q);
+            }
+            ix.len_q.push(len_q);
             let mut len_a = field_counts(&e.answer, &mut buf, &mut a);
             for tag in &e.tags {
                 len_a += field_counts(tag, &mut buf, &mut a);

@@ -4,7 +4,8 @@
 //! Layout (little-endian; `varint` is unsigned LEB128; `str` is a varint length and UTF-8):
 //! ```text
 //! b"KFGIDX" version:u8 fingerprint:u64
-//! n_entries:varint  { id:str question:str answer:str n_tags:varint tag:str* lang:u8 }*
+//! n_entries:varint  { id:str question:str n_similar:varint similar:str* answer:str
+//!                     n_tags:varint tag:str* lang:u8 }*
 //! avg_q:f32 avg_a:f32  { len_q:f32 len_a:f32 }*            (one pair per entry)
 //! n_terms:varint  { key:u64 n_postings:varint { doc_delta:varint tf_q:varint tf_a:varint }* }*
 //! ```
@@ -18,7 +19,7 @@ use crate::retrieve::{Index, Posting};
 use crate::text::Lang;
 
 const MAGIC: &[u8; 6] = b"KFGIDX";
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
 /// True when `bytes` start like a precomputed index file.
 pub fn is_snapshot(bytes: &[u8]) -> bool {
@@ -78,6 +79,10 @@ pub fn encode(kb: &Knowledge) -> Vec<u8> {
     for (i, e) in kb.entries().iter().enumerate() {
         put_str(&mut out, &e.id);
         put_str(&mut out, &e.question);
+        put_varint(&mut out, e.similar.len() as u64);
+        for q in &e.similar {
+            put_str(&mut out, q);
+        }
         put_str(&mut out, &e.answer);
         put_varint(&mut out, e.tags.len() as u64);
         for t in &e.tags {
@@ -197,6 +202,8 @@ pub fn decode(bytes: &[u8]) -> Result<Knowledge, KbError> {
     for _ in 0..n {
         let id = r.str()?;
         let question = r.str()?;
+        let n_similar = r.count()?;
+        let similar = (0..n_similar).map(|_| r.str()).collect::<Result<_, _>>()?;
         let answer = r.str()?;
         let n_tags = r.count()?;
         let tags = (0..n_tags).map(|_| r.str()).collect::<Result<_, _>>()?;
@@ -208,6 +215,7 @@ pub fn decode(bytes: &[u8]) -> Result<Knowledge, KbError> {
         entries.push(Entry {
             id,
             question,
+            similar,
             answer,
             tags,
         });
