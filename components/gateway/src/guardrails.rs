@@ -49,8 +49,9 @@ pub fn messages(messages: &[api::Message]) -> Vec<Message> {
 }
 
 /// Loads the knowledge base through `read` (`std::fs::read` in the component): [`KB_INDEX`]
-/// if it exists, else [`KB_JSONL`]. The error is a message for the operator (and the 500
-/// response); it names the paths tried.
+/// when it was made from the [`KB_JSONL`] beside it (or stands alone), else [`KB_JSONL`], so
+/// an index left over from before the JSON Lines were edited is never served. The error is a
+/// message for the operator (and the 500 response); it names the paths tried.
 pub fn load_knowledge<R>(mut read: R) -> Result<Knowledge, String>
 where
     R: FnMut(&str) -> io::Result<Vec<u8>>,
@@ -60,18 +61,19 @@ where
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("the knowledge base {path} cannot be read: {e}")),
     };
-    let (path, bytes) = match read_one(KB_INDEX)? {
-        Some(bytes) => (KB_INDEX, bytes),
-        None => match read_one(KB_JSONL)? {
-            Some(bytes) => (KB_JSONL, bytes),
-            None => {
-                return Err(format!(
-                    "no knowledge base: neither {KB_INDEX} nor {KB_JSONL} exists (mount the \
-                     output of `kefu data prepare` at {KB_DIR} through the component's `files` \
-                     in spin.toml)"
-                ));
-            }
-        },
+    let (path, bytes) = match (read_one(KB_INDEX)?, read_one(KB_JSONL)?) {
+        (Some(index), Some(jsonl)) if !Knowledge::index_matches(&index, &jsonl) => {
+            (KB_JSONL, jsonl)
+        }
+        (Some(index), _) => (KB_INDEX, index),
+        (None, Some(jsonl)) => (KB_JSONL, jsonl),
+        (None, None) => {
+            return Err(format!(
+                "no knowledge base: neither {KB_INDEX} nor {KB_JSONL} exists (mount the \
+                 output of `kefu data prepare` at {KB_DIR} through the component's `files` \
+                 in spin.toml)"
+            ));
+        }
     };
     Knowledge::load(&bytes).map_err(|e| format!("the knowledge base {path} is invalid: {e}"))
 }
@@ -159,13 +161,18 @@ mod tests {
     }
 
     #[test]
-    fn loads_the_index_first_then_json_lines() {
+    fn loads_the_index_made_from_the_json_lines_beside_it() {
         let kb = kb();
         assert_eq!(kb.entries().len(), 3);
-        // The index wins over a (here: broken) JSON Lines file.
         let index = kb.to_index_bytes();
-        let from_index = load_knowledge(files(&[(KB_INDEX, &index), (KB_JSONL, b"{")])).unwrap();
-        assert_eq!(from_index.entries(), kb.entries());
+        let both = load_knowledge(files(&[(KB_INDEX, &index), (KB_JSONL, KB.as_bytes())]));
+        assert_eq!(both.unwrap().entries(), kb.entries());
+        let alone = load_knowledge(files(&[(KB_INDEX, &index)])).unwrap();
+        assert_eq!(alone.entries(), kb.entries());
+        // JSON Lines edited after the index was made: the index is stale and not served.
+        let edited = KB.lines().take(2).collect::<Vec<_>>().join("\n");
+        let fresh = load_knowledge(files(&[(KB_INDEX, &index), (KB_JSONL, edited.as_bytes())]));
+        assert_eq!(fresh.unwrap().entries().len(), 2);
     }
 
     #[test]

@@ -22,7 +22,7 @@ fn main() {
     let mut jsonl = String::new();
     for i in 0..want {
         let e = &base.entries()[i % base.entries().len()];
-        let line = serde_json::json!({"id": format!("e{i}"), "question": e.question, "answer": e.answer, "tags": e.tags});
+        let line = serde_json::json!({"id": format!("e{i}"), "question": e.question, "similar": e.similar, "answer": e.answer, "tags": e.tags});
         jsonl.push_str(&line.to_string());
         jsonl.push('\n');
     }

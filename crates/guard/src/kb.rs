@@ -106,6 +106,9 @@ pub struct Knowledge {
     /// Normalised question + answer per entry, made on first use (only cue checks need it).
     norm: OnceLock<Vec<String>>,
     index: Index,
+    /// Hash of the JSON Lines bytes the entries were parsed from (0: built in memory); an
+    /// index file records it so a stale one can be told apart.
+    pub(crate) source: u64,
 }
 
 impl Knowledge {
@@ -160,7 +163,15 @@ impl Knowledge {
                 tags,
             });
         }
-        Self::from_entries(entries)
+        let mut kb = Self::from_entries(entries)?;
+        kb.source = snapshot::source_hash(bytes);
+        Ok(kb)
+    }
+
+    /// True when `index` is an index file made from exactly these JSON Lines bytes: a gateway
+    /// that has both serves the index only then, never a stale one.
+    pub fn index_matches(index: &[u8], jsonl: &[u8]) -> bool {
+        snapshot::source_of(index) == Some(snapshot::source_hash(jsonl))
     }
 
     /// Loads either format: a precomputed index file (see [`Knowledge::to_index_bytes`]) or
@@ -183,6 +194,7 @@ impl Knowledge {
         entries: Vec<Entry>,
         langs: Vec<Lang>,
         index: Index,
+        source: u64,
     ) -> Result<Self, KbError> {
         let kb = Self::check(entries)?;
         Ok(Knowledge {
@@ -190,6 +202,7 @@ impl Knowledge {
             langs,
             norm: OnceLock::new(),
             index,
+            source,
         })
     }
 
@@ -222,6 +235,7 @@ impl Knowledge {
             langs,
             norm: OnceLock::new(),
             index,
+            source: 0,
         })
     }
 

@@ -3,13 +3,15 @@
 //!
 //! Layout (little-endian; `varint` is unsigned LEB128; `str` is a varint length and UTF-8):
 //! ```text
-//! b"KFGIDX" version:u8 fingerprint:u64
+//! b"KFGIDX" version:u8 fingerprint:u64 source:u64
 //! n_entries:varint  { id:str question:str n_similar:varint similar:str* answer:str
 //!                     n_tags:varint tag:str* lang:u8 }*
 //! avg_q:f32 avg_a:f32  { len_q:f32 len_a:f32 }*            (one pair per entry)
 //! n_terms:varint  { key:u64 n_postings:varint { doc_delta:varint tf_q:varint tf_a:varint }* }*
 //! ```
-//! The fingerprint covers the tokeniser version and every word list. A file written with a
+//! `source` is [`source_hash`] of the JSON Lines the entries came from (0 when unknown), so a
+//! reader holding both files can tell a stale index. The fingerprint covers the tokeniser
+//! version and every word list. A file written with a
 //! different lexicon is still accepted: its entries are re-indexed (correct, only slower), so
 //! upgrading the guard never breaks an old file. Corrupt input is an error, never a panic.
 
@@ -24,6 +26,21 @@ const VERSION: u8 = 2;
 /// True when `bytes` start like a precomputed index file.
 pub fn is_snapshot(bytes: &[u8]) -> bool {
     bytes.starts_with(MAGIC)
+}
+
+/// FNV-1a hash of JSON Lines bytes (BOM removed): what an index file was made from.
+pub fn source_hash(jsonl: &[u8]) -> u64 {
+    let jsonl = jsonl.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(jsonl);
+    jsonl.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The `source` recorded in an index file of this version (`None` for anything else).
+pub fn source_of(index: &[u8]) -> Option<u64> {
+    let header = index.get(..MAGIC.len() + 1 + 16)?;
+    (header.starts_with(MAGIC) && header[MAGIC.len()] == VERSION)
+        .then(|| u64::from_le_bytes(header[MAGIC.len() + 9..].try_into().expect("8 bytes")))
 }
 
 /// Hash of the tokeniser version and all word lists: what an index depends on.
@@ -75,6 +92,7 @@ pub fn encode(kb: &Knowledge) -> Vec<u8> {
     out.extend_from_slice(MAGIC);
     out.push(VERSION);
     out.extend_from_slice(&fingerprint().to_le_bytes());
+    out.extend_from_slice(&kb.source.to_le_bytes());
     put_varint(&mut out, kb.entries().len() as u64);
     for (i, e) in kb.entries().iter().enumerate() {
         put_str(&mut out, &e.id);
@@ -196,6 +214,7 @@ pub fn decode(bytes: &[u8]) -> Result<Knowledge, KbError> {
         });
     }
     let same_lexicon = r.u64()? == fingerprint();
+    let source = r.u64()?;
     let n = r.count()?;
     let mut entries = Vec::with_capacity(n);
     let mut langs = Vec::with_capacity(n);
@@ -221,7 +240,9 @@ pub fn decode(bytes: &[u8]) -> Result<Knowledge, KbError> {
         });
     }
     if !same_lexicon {
-        return Knowledge::from_entries(entries);
+        let mut kb = Knowledge::from_entries(entries)?;
+        kb.source = source;
+        return Ok(kb);
     }
     let mut ix = Index {
         n_docs: n,
@@ -260,7 +281,7 @@ pub fn decode(bytes: &[u8]) -> Result<Knowledge, KbError> {
     if r.at != bytes.len() {
         return Err(corrupt("trailing bytes"));
     }
-    Knowledge::from_parts(entries, langs, ix)
+    Knowledge::from_parts(entries, langs, ix, source)
 }
 
 #[cfg(test)]
@@ -278,6 +299,26 @@ mod tests {
         for q in ["我想退钱", "how do I cancel", "分享链接", "天气"] {
             assert_eq!(back.search(q, 3), kb.search(q, 3), "{q}");
         }
+    }
+
+    #[test]
+    fn an_index_knows_the_json_lines_it_came_from() {
+        use crate::kb::tests::FIXTURE;
+        let index = fixture().to_index_bytes();
+        assert!(Knowledge::index_matches(&index, FIXTURE.as_bytes()));
+        let bom = [b"\xEF\xBB\xBF".as_slice(), FIXTURE.as_bytes()].concat();
+        assert!(Knowledge::index_matches(&index, &bom));
+        let edited = FIXTURE.replace("7 天内", "14 天内");
+        assert!(!Knowledge::index_matches(&index, edited.as_bytes()));
+        assert!(!Knowledge::index_matches(
+            b"not an index",
+            FIXTURE.as_bytes()
+        ));
+        let reloaded = decode(&index).unwrap();
+        assert!(Knowledge::index_matches(
+            &reloaded.to_index_bytes(),
+            FIXTURE.as_bytes()
+        ));
     }
 
     #[test]

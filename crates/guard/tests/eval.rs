@@ -243,7 +243,7 @@ fn index_build_time() {
     for i in 0..100 {
         let e = &kb.entries()[i % kb.entries().len()];
         jsonl.push_str(
-            &serde_json::json!({"id": format!("e{i}"), "question": e.question, "answer": e.answer, "tags": e.tags})
+            &serde_json::json!({"id": format!("e{i}"), "question": e.question, "similar": e.similar, "answer": e.answer, "tags": e.tags})
                 .to_string(),
         );
         jsonl.push('\n');
