@@ -1,8 +1,9 @@
 //! FAQ data preparation for kefu: `kefu data prepare`.
 //!
 //! Turns a raw FAQ export (.json, .jsonl, .csv or SQLite) into the files the rest of kefu
-//! uses: the knowledge base the gateway answers from (`knowledge.jsonl`: every clean entry),
-//! an instruction dataset split into `train.jsonl` / `test.jsonl`, and `report.json` saying
+//! uses: the knowledge base the gateway answers from (`knowledge.jsonl`: every clean entry,
+//! and `knowledge.index`, the same entries with their retrieval index precomputed so a fresh
+//! gateway instance per request need not tokenise them), an instruction dataset split into `train.jsonl` / `test.jsonl`, and `report.json` saying
 //! what was read, dropped, redacted and how long the examples are in tokens.
 //!
 //! The pipeline is one module per step: [`read`] (formats, encodings, columns) → [`clean`]
@@ -55,7 +56,8 @@ pub struct PrepareArgs {
     #[arg(long, value_enum, default_value_t = InputFormat::Auto)]
     pub format: InputFormat,
 
-    /// Output directory for knowledge.jsonl, train.jsonl, test.jsonl and report.json.
+    /// Output directory for knowledge.jsonl, knowledge.index, train.jsonl, test.jsonl and
+    /// report.json.
     #[arg(long, short = 'o', value_name = "DIR")]
     pub out: PathBuf,
 
@@ -190,8 +192,8 @@ fn visible_chars(text: &str) -> usize {
     text.chars().filter(|c| !c.is_whitespace()).count()
 }
 
-/// Runs the whole preparation and writes DIR/knowledge.jsonl, train.jsonl, test.jsonl and
-/// report.json. Token lengths are measured with `counter` over [`render_chatml`].
+/// Runs the whole preparation and writes DIR/knowledge.jsonl, knowledge.index, train.jsonl,
+/// test.jsonl and report.json. Token lengths are measured with `counter` over [`render_chatml`].
 pub fn prepare(args: &PrepareArgs, counter: &dyn TokenCounter) -> Result<Report> {
     if !(0.0..1.0).contains(&args.test_ratio) {
         bail!(
@@ -341,11 +343,13 @@ pub fn prepare(args: &PrepareArgs, counter: &dyn TokenCounter) -> Result<Report>
         .with_context(|| format!("cannot create output directory {}", out.display()))?;
     let outputs = report::Outputs {
         knowledge: out.join("knowledge.jsonl"),
+        index: out.join("knowledge.index"),
         train: out.join("train.jsonl"),
         test: out.join("test.jsonl"),
         report: out.join("report.json"),
     };
     write_jsonl(&outputs.knowledge, entries.iter())?;
+    write_index(&outputs.knowledge, &outputs.index)?;
     let examples = |idx: &[usize]| -> Vec<InstructionExample> {
         idx.iter()
             .map(|&i| InstructionExample::from(&entries[i]))
@@ -408,6 +412,17 @@ fn check_unique_ids(entries: &[KnowledgeEntry], sources: &[SourceRef]) -> Result
         seen.insert(&e.id, i);
     }
     Ok(())
+}
+
+/// Writes the gateway's precomputed index of the knowledge base just written. It records the
+/// bytes it was made from: after a hand edit of knowledge.jsonl the gateway ignores it.
+fn write_index(knowledge: &Path, index: &Path) -> Result<()> {
+    let jsonl =
+        fs::read(knowledge).with_context(|| format!("cannot read {}", knowledge.display()))?;
+    let kb = kefu_guard::Knowledge::from_jsonl(&jsonl)
+        .with_context(|| format!("the guard cannot load {}", knowledge.display()))?;
+    fs::write(index, kb.to_index_bytes())
+        .with_context(|| format!("cannot write {}", index.display()))
 }
 
 fn write_jsonl<'a, T: Serialize + 'a>(

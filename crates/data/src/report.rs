@@ -99,6 +99,8 @@ pub struct SplitInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outputs {
     pub knowledge: PathBuf,
+    /// The gateway's precomputed index of `knowledge` (kefu-guard's index file format).
+    pub index: PathBuf,
     pub train: PathBuf,
     pub test: PathBuf,
     pub report: PathBuf,
@@ -203,7 +205,7 @@ impl Report {
             .unwrap_or_default();
         let _ = write!(
             s,
-            "  wrote {dir}/{{knowledge.jsonl, train.jsonl, test.jsonl, report.json}}"
+            "  wrote {dir}/{{knowledge.jsonl, knowledge.index, train.jsonl, test.jsonl, report.json}}"
         );
         s
     }

@@ -200,6 +200,18 @@ fn prepared_knowledge_is_a_fixed_point() {
 }
 
 #[test]
+fn the_index_file_holds_the_knowledge_base_it_was_made_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, r) = small(dir.path());
+    let jsonl = std::fs::read(&r.outputs.knowledge).unwrap();
+    let index = std::fs::read(&r.outputs.index).unwrap();
+    assert!(kefu_guard::Knowledge::index_matches(&index, &jsonl));
+    let from_index = kefu_guard::Knowledge::load(&index).unwrap();
+    let from_jsonl = kefu_guard::Knowledge::from_jsonl(&jsonl).unwrap();
+    assert_eq!(from_index.entries(), from_jsonl.entries());
+}
+
+#[test]
 fn gbk_csv_from_excel_prepares_like_utf8() {
     let dir = tempfile::tempdir().unwrap();
     let text = "问题,答案,更新时间\r\n退款政策是什么？,\"7 天无理由退款，3-5 个工作日到账。\"\r\n基础版多少钱？,￥１２／月,2024/9/1\r\n";
