@@ -3,8 +3,9 @@
 //! Turns a raw FAQ export (.json, .jsonl, .csv or SQLite) into the files the rest of kefu
 //! uses: the knowledge base the gateway answers from (`knowledge.jsonl`: every clean entry,
 //! and `knowledge.index`, the same entries with their retrieval index precomputed so a fresh
-//! gateway instance per request need not tokenise them), an instruction dataset split into `train.jsonl` / `test.jsonl`, and `report.json` saying
-//! what was read, dropped, redacted and how long the examples are in tokens.
+//! gateway instance per request need not tokenise them), an instruction dataset split into
+//! `train.jsonl` / `test.jsonl`, and `report.json` saying what was read, dropped, redacted and
+//! how long the examples are in tokens.
 //!
 //! The pipeline is one module per step: [`read`] (formats, encodings, columns) → [`clean`]
 //! (meaning-preserving text cleaning) → [`pii`] (redaction) → quality checks (here) →

@@ -11,9 +11,9 @@
 //! ```
 //! `source` is [`source_hash`] of the JSON Lines the entries came from (0 when unknown), so a
 //! reader holding both files can tell a stale index. The fingerprint covers the tokeniser
-//! version and every word list. A file written with a
-//! different lexicon is still accepted: its entries are re-indexed (correct, only slower), so
-//! upgrading the guard never breaks an old file. Corrupt input is an error, never a panic.
+//! version and every word list. A file written with a different lexicon is still accepted:
+//! its entries are re-indexed (correct, only slower), so upgrading the guard never breaks an
+//! old file. Corrupt input is an error, never a panic.
 
 use crate::kb::{Entry, KbError, Knowledge};
 use crate::lexicon;
@@ -31,9 +31,16 @@ pub fn is_snapshot(bytes: &[u8]) -> bool {
 /// FNV-1a hash of JSON Lines bytes (BOM removed): what an index file was made from.
 pub fn source_hash(jsonl: &[u8]) -> u64 {
     let jsonl = jsonl.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(jsonl);
-    jsonl.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    fnv1a(FNV_OFFSET, jsonl.iter().copied())
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// FNV-1a: enough to tell files apart, and the same on every platform and build.
+fn fnv1a(h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes
+        .into_iter()
+        .fold(h, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 /// The `source` recorded in an index file of this version (`None` for anything else).
@@ -45,13 +52,8 @@ pub fn source_of(index: &[u8]) -> Option<u64> {
 
 /// Hash of the tokeniser version and all word lists: what an index depends on.
 pub fn fingerprint() -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut eat = |s: &str| {
-        for b in s.bytes().chain([0xff]) {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    };
+    let mut h = FNV_OFFSET;
+    let mut eat = |s: &str| h = fnv1a(h, s.bytes().chain([0xff]));
     eat(crate::text::TOKENIZER_VERSION);
     for list in [
         lexicon::EN_STOP,
