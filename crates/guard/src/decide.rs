@@ -282,6 +282,29 @@ pub fn by_coverage(hits: Vec<Hit>, config: &GuardConfig) -> Decision {
     }
 }
 
+/// The answer to a question that an account-operation cue sent to a human but an entry
+/// covers almost entirely (step 6's exception); `None` keeps the cue's decision.
+fn answered_despite_cue(
+    question: &str,
+    cue: &Decision,
+    kb: &Knowledge,
+    config: &GuardConfig,
+) -> Option<Decision> {
+    if cue.reason != Reason::AccountOperation {
+        return None;
+    }
+    let norm = text::normalize(question);
+    if !is_question(&norm, &text::stemmed_words(&norm)) {
+        return None;
+    }
+    let stripped = strip_product_name(question, &config.product_name);
+    let hits = kb.search(&stripped, config.top_k.max(1));
+    let covered = hits
+        .first()
+        .is_some_and(|h| h.coverage >= ANSWERED_OPERATION_COVERAGE);
+    covered.then(|| by_coverage(hits, config))
+}
+
 /// The full decision for one question. `context` is the previous user message: when the
 /// question alone is not covered, retrieval is retried with it prepended, so a follow-up
 /// like `那年付呢？` still finds the plan entry.
@@ -291,24 +314,11 @@ pub fn decide(
     kb: &Knowledge,
     config: &GuardConfig,
 ) -> Decision {
-    let k = config.top_k.max(1);
-    let stripped = &strip_product_name(question, &config.product_name);
     if let Some(d) = classify_cues(question, kb, config) {
-        if d.reason == Reason::AccountOperation {
-            let norm = text::normalize(question);
-            if is_question(&norm, &text::stemmed_words(&norm)) {
-                let hits = kb.search(stripped, k);
-                if hits
-                    .first()
-                    .is_some_and(|h| h.coverage >= ANSWERED_OPERATION_COVERAGE)
-                {
-                    return by_coverage(hits, config);
-                }
-            }
-        }
-        return d;
+        return answered_despite_cue(question, &d, kb, config).unwrap_or(d);
     }
-    let question = stripped;
+    let k = config.top_k.max(1);
+    let question = &strip_product_name(question, &config.product_name);
     let hits = kb.search(question, k);
     let first = by_coverage(hits, config);
     if first.action == Action::Answer {
