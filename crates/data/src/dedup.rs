@@ -168,9 +168,10 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
-/// The similar questions of all rows of a group, first occurrence first, without repeats.
-fn merged_similar(variants: &[Variant]) -> Vec<String> {
-    let mut seen = std::collections::HashSet::new();
+/// The similar questions of all rows of a group whose question has match key `qkey`, first
+/// occurrence first, without repeats, empty ones or copies of the question itself.
+fn merged_similar(qkey: &str, variants: &[Variant]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::from([String::new(), qkey.to_string()]);
     let mut out = Vec::new();
     for q in variants
         .iter()
@@ -233,7 +234,7 @@ pub fn dedup(candidates: Vec<Candidate>) -> Deduped {
         let variants = groups.remove(&qkey).expect("grouped");
         // Every row of the group asks the same question: the kept entry gets all their
         // similar questions.
-        let similar = merged_similar(&variants);
+        let similar = merged_similar(&qkey, &variants);
         if variants.len() == 1 {
             let mut rows = variants.into_iter().next().expect("one").rows;
             let mut kept = rows.swap_remove(0);
@@ -354,9 +355,13 @@ mod tests {
     #[test]
     fn duplicates_pool_their_similar_questions() {
         let mut old = cand(1, "专业版有多少空间？", "1TB", Some("2023-05-10"));
-        old.similar = vec!["pro 多大".into(), "专业版容量".into()];
+        old.similar = vec![
+            "pro 多大".into(),
+            "专业版容量".into(),
+            "专业版有多少空间".into(),
+        ];
         let mut new = cand(2, "专业版有多少空间?", "2TB", Some("2024-09-01"));
-        new.similar = vec!["专业版容量".into(), "pro 能存多少".into()];
+        new.similar = vec!["专业版容量".into(), " ".into(), "pro 能存多少".into()];
         let d = dedup(vec![old, new]);
         assert_eq!(d.kept.len(), 1);
         assert_eq!(d.kept[0].answer, "2TB");

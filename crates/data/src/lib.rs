@@ -265,18 +265,12 @@ pub fn prepare(args: &PrepareArgs, counter: &dyn TokenCounter) -> Result<Report>
                     tags.push(tag);
                 }
             }
-            let mut similar: Vec<String> = Vec::new();
-            let key = dedup::match_key(&question);
-            for q in &rec.similar {
-                let q = redactor.redact(&clean::clean_text(q), &mut redactions);
-                let q_key = dedup::match_key(&q);
-                if !q_key.is_empty()
-                    && q_key != key
-                    && !similar.iter().any(|s| dedup::match_key(s) == q_key)
-                {
-                    similar.push(q);
-                }
-            }
+            // Repeats and copies of the question go in dedup, with the other rows' ones.
+            let similar = rec
+                .similar
+                .iter()
+                .map(|q| redactor.redact(&clean::clean_text(q), &mut redactions))
+                .collect();
             candidates.push(Candidate {
                 source: rec.source,
                 raw_question: rec.question.clone(),
