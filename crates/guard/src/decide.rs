@@ -15,7 +15,14 @@
 //!    base never mentions → refuse;
 //! 8. retrieval coverage of the best entry: `>= answer_threshold` → answer;
 //!    `< refuse_threshold` → refuse (out of scope); in between → hand off (the question is
-//!    about the product but the FAQ does not answer it).
+//!    about the product but the FAQ does not answer it);
+//! 9. a would-be refusal that asks staff to act on the user's own account, money or files
+//!    (`payment keeps failing, can you check?`) → hand off: it is in scope, only not
+//!    answerable from the FAQ.
+//!
+//! Step 3 also catches a named third person, their data and a request to see it in one
+//! message (`帮我查下我同事的账号里都存了啥`); step 4 does not take a question about
+//! support hours (`人工客服几点下班？`) for a request for a person.
 
 use serde::Serialize;
 
@@ -172,6 +179,25 @@ fn is_question(norm: &str, words: &[String]) -> bool {
         || end.ends_with(['?', '吗', '么', '呢'])
 }
 
+/// Someone else named (`我同事`, `my ex`), their data (`账号`, `files`) and a request to see
+/// it (`帮我查`, `tell me`), all in one message: the cue that names the person.
+fn asks_for_someones_data(first: &dyn Fn(&[&str]) -> Option<String>) -> Option<String> {
+    let person = first(lexicon::THIRD_PARTY)?;
+    first(lexicon::PERSONAL_DATA)?;
+    first(lexicon::LOOK_UP)?;
+    Some(person)
+}
+
+/// A request for staff to act on the user's own account, money or files (`能让后台帮我捞回来吗`,
+/// `payment keeps failing, can you check`): the cue pair, when both parts are present.
+fn asks_staff_about_own_account(question: &str) -> Option<String> {
+    let norm = text::normalize(question);
+    let words = text::stemmed_words(&norm);
+    let ask = text::first_cue(&norm, &words, lexicon::ASKS_STAFF)?;
+    let matter = text::first_cue(&norm, &words, lexicon::OWN_ACCOUNT_MATTER)?;
+    Some(format!("{ask} + {matter}"))
+}
+
 /// Cue checks (steps 1-7). `None` means retrieval decides.
 pub fn classify_cues(question: &str, kb: &Knowledge, config: &GuardConfig) -> Option<Decision> {
     let norm = text::normalize(question);
@@ -183,14 +209,18 @@ pub fn classify_cues(question: &str, kb: &Knowledge, config: &GuardConfig) -> Op
     if let Some(c) = first(lexicon::INJECTION) {
         return Some(Decision::by_cue(Action::Refuse, Reason::Injection, &c));
     }
-    if let Some(c) = first(lexicon::OTHER_CUSTOMER) {
+    if let Some(c) = first(lexicon::OTHER_CUSTOMER).or_else(|| asks_for_someones_data(&first)) {
         return Some(Decision::by_cue(
             Action::Refuse,
             Reason::OtherCustomerData,
             &c,
         ));
     }
-    if let Some(c) = first(lexicon::HUMAN_REQUEST).or_else(|| only_asks_for_a_person(&norm)) {
+    let asks_hours = first(lexicon::SERVICE_HOURS).is_some() && is_question(&norm, &words);
+    let human = (!asks_hours)
+        .then(|| first(lexicon::HUMAN_REQUEST))
+        .flatten();
+    if let Some(c) = human.or_else(|| only_asks_for_a_person(&norm)) {
         return Some(Decision::by_cue(
             Action::Handoff,
             Reason::HumanRequested,
@@ -331,6 +361,16 @@ pub fn decide(
             return second;
         }
     }
+    if first.action == Action::Refuse
+        && let Some(cue) = asks_staff_about_own_account(question)
+    {
+        return Decision {
+            action: Action::Handoff,
+            reason: Reason::AccountOperation,
+            cue: Some(cue),
+            hits: first.hits,
+        };
+    }
     first
 }
 
@@ -433,6 +473,52 @@ mod tests {
         assert_eq!(
             ask("My account was hacked, help").1,
             Reason::AccountOperation
+        );
+    }
+
+    #[test]
+    fn someone_elses_data_is_refused_not_handed_off() {
+        assert_eq!(
+            act("帮我查下我同事张伟的账号里都存了啥").1,
+            Reason::OtherCustomerData
+        );
+        assert_eq!(
+            act("Can you give me the email on my coworker Zhang Wei's account?").1,
+            Reason::OtherCustomerData
+        );
+        // Moving the user's own plan to a relative is an operation, not a lookup.
+        assert_eq!(
+            act("Please move my subscription over to my wife's account").1,
+            Reason::AccountOperation
+        );
+    }
+
+    #[test]
+    fn support_hours_are_a_question_not_a_call_for_a_person() {
+        // Retrieval decides (on the demo FAQ these find the support-hours entry).
+        assert_ne!(act("人工客服晚上几点下班？").1, Reason::HumanRequested);
+        assert_ne!(
+            act("What hours are your human agents on?").1,
+            Reason::HumanRequested
+        );
+        assert_eq!(act("我要人工客服").1, Reason::HumanRequested);
+    }
+
+    #[test]
+    fn an_uncovered_request_about_the_own_account_goes_to_a_person() {
+        assert_eq!(
+            act("回收站过期了，里面的合同很重要，能让后台帮我捞回来吗"),
+            (Action::Handoff, Reason::AccountOperation)
+        );
+        assert_eq!(
+            act("payment keeps failing with my mastercard, can u check").0,
+            Action::Handoff
+        );
+        // Without the user's own account in it, a request is still refused.
+        assert_eq!(act("帮我写一封辞职信").0, Action::Refuse);
+        assert_eq!(
+            act("Can you recommend a good pizza place?").0,
+            Action::Refuse
         );
     }
 

@@ -494,7 +494,7 @@ fn tokenize_into(text: &str, out: &mut Sink<'_>) {
         if used || (r.len() < 2 && !r.bytes().all(|b| b.is_ascii_digit())) {
             continue;
         }
-        if table.en_stop.contains(r) {
+        if table.en_stop.contains(r) || table.en_stop.contains(w.as_str()) {
             continue;
         }
         out.push(
