@@ -111,23 +111,26 @@ fn demo_kb() -> (Knowledge, &'static str) {
     )
 }
 
-/// The demo application's variables (as spin.toml would set them), extractive mode.
+/// The demo application's variables: the defaults in `spin.toml`'s `[variables]` (what the
+/// served gateway uses), with `extra` on top and the extractive answer mode.
 fn demo_config(extra: &[(&str, &str)]) -> GuardConfig {
-    let vars = [
-        ("answer_mode", "extractive"),
-        ("product_name", "云帆网盘 CloudSail Drive"),
-        ("pii_allow_domains", "cloudsail.example"),
-        (
-            "competitors",
-            "百度网盘,阿里云盘,腾讯微云,坚果云,dropbox,google drive,onedrive,icloud",
-        ),
-    ];
+    let manifest = std::fs::read_to_string(repo().join("spin.toml")).expect("spin.toml");
+    let manifest: toml::Table = manifest.parse().expect("spin.toml is TOML");
+    let defaults = manifest["variables"].as_table().expect("[variables]");
     GuardConfig::from_vars(|name| {
+        let default = || {
+            defaults
+                .get(name)?
+                .get("default")?
+                .as_str()
+                .map(String::from)
+        };
         extra
             .iter()
-            .chain(vars.iter())
+            .chain(&[("answer_mode", "extractive")])
             .find(|(k, _)| *k == name)
             .map(|(_, v)| v.to_string())
+            .or_else(default)
     })
     .expect("demo config")
 }
@@ -226,7 +229,8 @@ fn refusals_and_handoffs_match_the_question_language() {
 #[test]
 fn auto_mode_replaces_invented_numbers_on_the_demo_kb() {
     let (kb, _) = demo_kb();
-    let guard = Guard::new(&kb, demo_config(&[("answer_mode", "auto")]));
+    let config = demo_config(&[("answer_mode", "auto"), ("auto_languages", "zh,en")]);
+    let guard = Guard::new(&kb, config);
     let plan = guard.plan(&[Message::user("专业版一个月要多少钱？")]);
     assert!(plan.needs_model());
     let done = guard.finalize(&plan, "专业版每月 ¥25。");
