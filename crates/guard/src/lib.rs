@@ -61,6 +61,7 @@ pub mod prompt;
 pub mod retrieve;
 mod snapshot;
 pub mod text;
+mod typo;
 
 use serde::Serialize;
 

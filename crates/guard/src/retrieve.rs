@@ -8,7 +8,8 @@
 //! Tokens come from [`crate::text::tokenize`] (synonym concepts, CJK unigrams and bigrams,
 //! stemmed Latin words, numbers). For a query, CJK bigrams the knowledge base never uses are
 //! dropped (most are word-boundary artefacts of unsegmented text) and characters they leave
-//! uncovered stand alone as unigrams.
+//! uncovered stand alone as unigrams. A Latin word neither the knowledge base nor the lexicon
+//! uses is first corrected to a known word one edit away ([`crate::typo`]).
 //!
 //! **Coverage** is the share of the query's IDF-weighted terms that an entry contains; a
 //! term the knowledge base never uses counts at the highest IDF (scaled by
@@ -23,6 +24,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::kb::Entry;
 use crate::text::{self, Kind, Lang, Token};
+use crate::typo;
 
 /// BM25 saturation.
 const K1: f32 = 1.2;
@@ -179,7 +181,13 @@ impl Index {
     }
 
     fn query_terms_labelled(&self, query: &str) -> Vec<(u64, f32, String)> {
-        let (toks, labels) = text::tokenize_labelled(query);
+        let norm = text::normalize(query);
+        let df = |stemmed: &str| {
+            let id = *self.terms.get(&text::word_key(stemmed))?;
+            Some(self.postings[id as usize].len())
+        };
+        let corrected = typo::correct(&norm, df);
+        let (toks, labels) = text::tokenize_labelled(corrected.as_deref().unwrap_or(&norm));
         let mut covered: Vec<u32> = Vec::new();
         for t in &toks {
             if t.kind == Kind::Bi && self.terms.contains_key(&t.key) {

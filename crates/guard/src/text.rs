@@ -274,6 +274,22 @@ fn fnv(tag: u8, parts: &[&[u8]]) -> u64 {
     h
 }
 
+/// The index key of a stemmed Latin word.
+pub(crate) fn word_key(stemmed: &str) -> u64 {
+    fnv(b'w', &[stemmed.as_bytes()])
+}
+
+/// Whether a stemmed Latin word occurs in a synonym variant of the lexicon.
+pub(crate) fn lexicon_knows(stemmed: &str) -> bool {
+    tables().latin_vocab.contains(stemmed)
+}
+
+/// Whether a Latin word (or its stem) is an English stop word.
+pub(crate) fn is_stop_word(word: &str) -> bool {
+    let t = tables();
+    t.en_stop.contains(word) || t.en_stop.contains(stem(word).as_str())
+}
+
 fn char_key(tag: u8, chars: &[char]) -> u64 {
     let mut buf = [0u8; 8];
     let mut n = 0;
@@ -362,6 +378,8 @@ struct Tables {
     stop_bigrams: FastSet<[char; 2]>,
     /// Stemmed words of every Latin cue in the lexicon's cue lists.
     cues: FastMap<&'static str, Vec<String>>,
+    /// Stemmed words of every Latin synonym variant (for typo correction).
+    latin_vocab: FastSet<String>,
 }
 
 fn tables() -> &'static Tables {
@@ -386,6 +404,7 @@ fn tables() -> &'static Tables {
                 .flat_map(|l| l.iter())
                 .map(|c| (*c, latin_words(c).into_iter().map(stem).collect()))
                 .collect(),
+            latin_vocab: FastSet::default(),
         };
         let synonyms = lexicon::SYNONYMS.iter().flat_map(|(name, variants)| {
             let key = fnv(b'c', &[name.as_bytes()]);
@@ -399,6 +418,7 @@ fn tables() -> &'static Tables {
                 add_phrase(&mut p.cjk, last, parts, concept);
             } else {
                 let parts: Vec<String> = latin_words(v).into_iter().map(stem).collect();
+                p.latin_vocab.extend(parts.iter().cloned());
                 add_phrase(&mut p.latin, parts[0].clone(), parts, concept);
             }
         }
@@ -499,7 +519,7 @@ fn tokenize_into(text: &str, out: &mut Sink<'_>) {
         }
         out.push(
             Token {
-                key: fnv(b'w', &[w.as_bytes()]),
+                key: word_key(w),
                 kind: Kind::Word,
                 pos: 0,
                 weight: 1.0,
