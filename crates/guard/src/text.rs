@@ -14,7 +14,7 @@ use crate::lexicon;
 
 /// Changes whenever tokenisation changes in a way the word lists do not show; part of the
 /// precomputed index fingerprint.
-pub const TOKENIZER_VERSION: &str = "kefu-guard tokenizer 1";
+pub const TOKENIZER_VERSION: &str = "kefu-guard tokenizer 2";
 
 /// Language of a user message, used to pick refusal, hand-off and placeholder texts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
