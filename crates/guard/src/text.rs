@@ -160,6 +160,18 @@ pub fn stem(word: &str) -> String {
     s
 }
 
+/// Undoes the spelling changes of -ing/-ed: a doubled final consonant (`putting`, `logged`,
+/// `planned`) and a dropped e after v (`having`, `moved`).
+fn restore_verb(s: &mut String) {
+    let b = s.as_bytes();
+    let n = b.len();
+    if n >= 4 && b[n - 1] == b[n - 2] && b"bdgmnprt".contains(&b[n - 1]) {
+        s.pop();
+    } else if s.ends_with('v') {
+        s.push('e');
+    }
+}
+
 /// One round of suffix stripping in place; false when nothing changed.
 fn stem_once(s: &mut String) -> bool {
     let n = s.len();
@@ -173,8 +185,10 @@ fn stem_once(s: &mut String) -> bool {
         s.truncate(n - 2);
     } else if s.ends_with("ing") && n >= 6 {
         s.truncate(n - 3);
+        restore_verb(s);
     } else if s.ends_with("ed") && n >= 5 {
         s.truncate(n - 2);
+        restore_verb(s);
     } else if s.ends_with('s') && !s.ends_with("ss") && !s.ends_with("us") && !s.ends_with("is") {
         s.truncate(n - 1);
     }
@@ -590,6 +604,12 @@ mod tests {
         assert_eq!(stem("changes"), stem("change"));
         assert_eq!(stem("policies"), "policy");
         assert_eq!(stem("access"), "access");
+        assert_eq!(stem("logged"), stem("log"));
+        assert_eq!(stem("putting"), "put");
+        assert_eq!(stem("planned"), "plan");
+        assert_eq!(stem("having"), "have");
+        assert_eq!(stem("moving"), stem("move"));
+        assert_eq!(stem("added"), stem("add"));
         for w in [
             "speeds",
             "speed",
@@ -597,6 +617,9 @@ mod tests {
             "services",
             "processes",
             "cancelling",
+            "having",
+            "leaving",
+            "stopped",
         ] {
             assert_eq!(stem(&stem(w)), stem(w), "{w}");
         }
