@@ -34,7 +34,11 @@ use crate::text;
 
 /// Coverage at which a question with an account-operation cue is answered from the FAQ
 /// after all: the entry explains nearly all of it. Calibrated on the dev split.
-const ANSWERED_OPERATION_COVERAGE: f32 = 0.85;
+const ANSWERED_OPERATION_COVERAGE: f32 = 0.80;
+
+/// Share of a problem report's words that the knowledge base must use for it to be about the
+/// product (see [`crate::retrieve::Index::known_share`]). Calibrated on the dev split.
+const PROBLEM_REPORT_KNOWN_SHARE: f32 = 0.4;
 
 /// What to do with a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -83,6 +87,8 @@ pub enum Reason {
     Complaint,
     /// Needs an operation on the customer's own account.
     AccountOperation,
+    /// Reports a problem with the product that the FAQ does not cover.
+    ProblemReport,
 }
 
 impl Reason {
@@ -99,6 +105,7 @@ impl Reason {
             Reason::HumanRequested => "human_requested",
             Reason::Complaint => "complaint",
             Reason::AccountOperation => "account_operation",
+            Reason::ProblemReport => "problem_report",
         }
     }
 }
@@ -181,7 +188,13 @@ fn is_question(norm: &str, words: &[String]) -> bool {
 
 /// Someone else named (`我同事`, `my ex`), their data (`账号`, `files`) and a request to see
 /// it (`帮我查`, `tell me`), all in one message: the cue that names the person.
+/// Also someone else's credentials in any wording (`他那个分享链接的提取码是多少？`).
 fn asks_for_someones_data(first: &dyn Fn(&[&str]) -> Option<String>) -> Option<String> {
+    if let Some(whose) = first(lexicon::THIRD_PARTY_POSSESSIVE)
+        && first(lexicon::SECRETS).is_some()
+    {
+        return Some(whose);
+    }
     let person = first(lexicon::THIRD_PARTY)?;
     first(lexicon::PERSONAL_DATA)?;
     first(lexicon::LOOK_UP)?;
@@ -196,6 +209,16 @@ fn asks_staff_about_own_account(question: &str) -> Option<String> {
     let ask = text::first_cue(&norm, &words, lexicon::ASKS_STAFF)?;
     let matter = text::first_cue(&norm, &words, lexicon::OWN_ACCOUNT_MATTER)?;
     Some(format!("{ask} + {matter}"))
+}
+
+/// The user reports something gone wrong (`还是`, `keeps failing`) in words the knowledge
+/// base mostly uses (`支付宝已经显示付款成功了，可账号到现在还是免费版`): the cue.
+fn reports_a_problem(question: &str, kb: &Knowledge) -> Option<String> {
+    let norm = text::normalize(question);
+    let words = text::stemmed_words(&norm);
+    let what = text::first_cue(&norm, &words, lexicon::PROBLEM)?;
+    let about_product = kb.index().known_share(&norm) >= PROBLEM_REPORT_KNOWN_SHARE;
+    about_product.then(|| what.to_string())
 }
 
 /// Cue checks (steps 1-7). `None` means retrieval decides.
@@ -361,17 +384,21 @@ pub fn decide(
             return second;
         }
     }
-    if first.action == Action::Refuse
-        && let Some(cue) = asks_staff_about_own_account(question)
-    {
-        return Decision {
+    if first.action != Action::Refuse {
+        return first;
+    }
+    let in_scope = asks_staff_about_own_account(question)
+        .map(|cue| (Reason::AccountOperation, cue))
+        .or_else(|| reports_a_problem(question, kb).map(|cue| (Reason::ProblemReport, cue)));
+    match in_scope {
+        Some((reason, cue)) => Decision {
             action: Action::Handoff,
-            reason: Reason::AccountOperation,
+            reason,
             cue: Some(cue),
             hits: first.hits,
-        };
+        },
+        None => first,
     }
-    first
 }
 
 #[cfg(test)]

@@ -225,6 +225,26 @@ impl Index {
         out
     }
 
+    /// Share of the query's weighted terms that the knowledge base uses anywhere (unknown
+    /// terms weighted as in coverage): how much of the question is about the product at all.
+    pub fn known_share(&self, query: &str) -> f32 {
+        let (mut known, mut total) = (0.0f32, 0.0f32);
+        for (key, w) in self.query_terms(query) {
+            let df = self
+                .terms
+                .get(&key)
+                .map_or(0, |&id| self.postings[id as usize].len());
+            let idf = self.idf(df);
+            if df == 0 {
+                total += w * idf * UNKNOWN_TERM_WEIGHT;
+            } else {
+                total += w * idf;
+                known += w * idf;
+            }
+        }
+        if total > 0.0 { known / total } else { 0.0 }
+    }
+
     /// The `k` best entries for `query`, best first, with their coverage. Entries in the
     /// other language than `query_lang` rank lower (`langs` gives each entry's language).
     pub fn search(&self, query: &str, k: usize, query_lang: Lang, langs: &[Lang]) -> Vec<Hit> {
