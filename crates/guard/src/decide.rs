@@ -189,8 +189,13 @@ fn is_question(norm: &str, words: &[String]) -> bool {
 /// Someone else named (`我同事`, `my ex`), their data (`账号`, `files`) and a request to see
 /// it (`帮我查`, `tell me`), all in one message: the cue that names the person.
 /// Also someone else's credentials in any wording (`他那个分享链接的提取码是多少？`).
-fn asks_for_someones_data(first: &dyn Fn(&[&str]) -> Option<String>) -> Option<String> {
-    if let Some(whose) = first(lexicon::THIRD_PARTY_POSSESSIVE)
+fn asks_for_someones_data(norm: &str, first: &dyn Fn(&[&str]) -> Option<String>) -> Option<String> {
+    // `朋友的时候` is a time, `其他的` is "other": neither says whose.
+    let possession = norm.replace("的时候", " ").replace("其他", " ");
+    let whose = text::first_cue(&possession, &[], lexicon::THIRD_PARTY_POSSESSIVE_ZH)
+        .map(str::to_string)
+        .or_else(|| first(lexicon::THIRD_PARTY_POSSESSIVE_EN));
+    if let Some(whose) = whose
         && first(lexicon::SECRETS).is_some()
     {
         return Some(whose);
@@ -232,7 +237,9 @@ pub fn classify_cues(question: &str, kb: &Knowledge, config: &GuardConfig) -> Op
     if let Some(c) = first(lexicon::INJECTION) {
         return Some(Decision::by_cue(Action::Refuse, Reason::Injection, &c));
     }
-    if let Some(c) = first(lexicon::OTHER_CUSTOMER).or_else(|| asks_for_someones_data(&first)) {
+    if let Some(c) =
+        first(lexicon::OTHER_CUSTOMER).or_else(|| asks_for_someones_data(&norm, &first))
+    {
         return Some(Decision::by_cue(
             Action::Refuse,
             Reason::OtherCustomerData,
@@ -546,6 +553,29 @@ mod tests {
         assert_eq!(
             act("Can you recommend a good pizza place?").0,
             Action::Refuse
+        );
+    }
+
+    #[test]
+    fn a_problem_with_the_product_goes_to_a_person() {
+        let kb = fixture();
+        let report = "The refund and the cancel subscription page are broken";
+        assert_eq!(reports_a_problem(report, &kb).as_deref(), Some("broken"));
+        assert_eq!(act(report), (Action::Handoff, Reason::ProblemReport));
+        let car = "My car keeps making a weird noise and the brakes are broken";
+        assert_eq!(reports_a_problem(car, &kb), None);
+        assert_eq!(act(car).0, Action::Refuse);
+    }
+
+    #[test]
+    fn someones_credentials_are_refused_in_any_wording() {
+        assert_eq!(
+            act("同事出差了，他那个分享链接的提取码是多少？").1,
+            Reason::OtherCustomerData
+        );
+        assert_ne!(
+            act("分享给朋友的时候提取码怎么设置？").1,
+            Reason::OtherCustomerData
         );
     }
 

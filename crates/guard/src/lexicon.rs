@@ -1584,9 +1584,9 @@ pub const THIRD_PARTY: &[&str] = &[
     "other users",
 ];
 
-/// Someone else's (`他那个`, `my colleague's`): with [`SECRETS`], a request for another
+/// Someone else's, in Chinese (`他那个`, `同事的`): with [`SECRETS`], a request for another
 /// person's credentials, whatever the wording (`他那个分享链接的提取码是多少？`).
-pub const THIRD_PARTY_POSSESSIVE: &[&str] = &[
+pub const THIRD_PARTY_POSSESSIVE_ZH: &[&str] = &[
     "他的",
     "她的",
     "他那个",
@@ -1595,6 +1595,10 @@ pub const THIRD_PARTY_POSSESSIVE: &[&str] = &[
     "朋友的",
     "老公的",
     "老婆的",
+];
+
+/// Someone else's, in English (see [`THIRD_PARTY_POSSESSIVE_ZH`]).
+pub const THIRD_PARTY_POSSESSIVE_EN: &[&str] = &[
     "his",
     "her",
     "colleague s",
@@ -1605,7 +1609,7 @@ pub const THIRD_PARTY_POSSESSIVE: &[&str] = &[
     "boss s",
 ];
 
-/// Credentials (see [`THIRD_PARTY_POSSESSIVE`]).
+/// Credentials (see [`THIRD_PARTY_POSSESSIVE_ZH`]).
 pub const SECRETS: &[&str] = &[
     "密码",
     "提取码",
@@ -1909,7 +1913,8 @@ pub const CUE_LISTS: &[&[&str]] = &[
     ACCOUNT_OP_WEAK,
     HOW_TO,
     THIRD_PARTY,
-    THIRD_PARTY_POSSESSIVE,
+    THIRD_PARTY_POSSESSIVE_ZH,
+    THIRD_PARTY_POSSESSIVE_EN,
     SECRETS,
     LOOK_UP,
     PERSONAL_DATA,
