@@ -174,6 +174,12 @@ impl Knowledge {
         snapshot::source_of(index) == Some(snapshot::source_hash(jsonl))
     }
 
+    /// True when `index` was written by this version of the guard with this lexicon: loading
+    /// it re-indexes nothing. (An older file still loads correctly, only slower.)
+    pub fn index_is_current(index: &[u8]) -> bool {
+        snapshot::is_current(index)
+    }
+
     /// Loads either format: a precomputed index file (see [`Knowledge::to_index_bytes`]) or
     /// JSON Lines. The gateway can mount whichever `kefu data prepare` wrote.
     pub fn load(bytes: &[u8]) -> Result<Self, KbError> {

@@ -43,11 +43,24 @@ fn fnv1a(h: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
         .fold(h, |h, b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
+/// The `(fingerprint, source)` header of an index file of this version (`None` for anything
+/// else).
+fn header_of(index: &[u8]) -> Option<(u64, u64)> {
+    let header = index.get(..MAGIC.len() + 1 + 16)?;
+    let word = |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().expect("8 bytes"));
+    (header.starts_with(MAGIC) && header[MAGIC.len()] == VERSION)
+        .then(|| (word(MAGIC.len() + 1), word(MAGIC.len() + 9)))
+}
+
 /// The `source` recorded in an index file of this version (`None` for anything else).
 pub fn source_of(index: &[u8]) -> Option<u64> {
-    let header = index.get(..MAGIC.len() + 1 + 16)?;
-    (header.starts_with(MAGIC) && header[MAGIC.len()] == VERSION)
-        .then(|| u64::from_le_bytes(header[MAGIC.len() + 9..].try_into().expect("8 bytes")))
+    header_of(index).map(|(_, source)| source)
+}
+
+/// True when an index file was written by this version with this lexicon, so loading it
+/// needs no re-indexing.
+pub fn is_current(index: &[u8]) -> bool {
+    header_of(index).is_some_and(|(lexicon, _)| lexicon == fingerprint())
 }
 
 /// Hash of the tokeniser version and all word lists: what an index depends on.
@@ -321,6 +334,16 @@ mod tests {
             &reloaded.to_index_bytes(),
             FIXTURE.as_bytes()
         ));
+    }
+
+    #[test]
+    fn an_index_knows_the_lexicon_it_was_made_with() {
+        let mut index = fixture().to_index_bytes();
+        assert!(Knowledge::index_is_current(&index));
+        index[MAGIC.len() + 1] ^= 1; // another lexicon's fingerprint
+        assert!(!Knowledge::index_is_current(&index));
+        assert!(decode(&index).is_ok(), "an older index still loads");
+        assert!(!Knowledge::index_is_current(b"not an index"));
     }
 
     #[test]

@@ -238,6 +238,21 @@ fn auto_mode_replaces_invented_numbers_on_the_demo_kb() {
     assert!(done.text.contains("30"), "{}", done.text);
 }
 
+/// The committed demo index (`data/prepared/knowledge.index`) is the one `kefu data prepare`
+/// writes today: made from the committed JSON Lines, with this lexicon and tokenizer.
+#[test]
+fn the_demo_index_file_is_current() {
+    let dir = repo().join("data/prepared");
+    let index = std::fs::read(dir.join("knowledge.index")).expect("data/prepared/knowledge.index");
+    let jsonl = std::fs::read(dir.join("knowledge.jsonl")).expect("data/prepared/knowledge.jsonl");
+    let fix = "run `kefu data prepare --input data/faq.json --out data/prepared` and commit";
+    assert!(
+        Knowledge::index_matches(&index, &jsonl),
+        "stale entries: {fix}"
+    );
+    assert!(Knowledge::index_is_current(&index), "older lexicon: {fix}");
+}
+
 /// Prints how long parsing and indexing the demo KB (and a 100-entry KB) takes here.
 /// Informational: speed claims belong to release-mode measurements, not unit tests.
 #[test]
