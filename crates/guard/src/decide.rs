@@ -179,13 +179,6 @@ fn has_reference_number(norm: &str) -> bool {
     false
 }
 
-/// Asked as a question: a question word, or a question mark or particle at the end.
-fn is_question(norm: &str, words: &[String]) -> bool {
-    let end = norm.trim_end_matches(|c: char| c.is_whitespace() || c == '!' || c == '。');
-    text::first_cue(norm, words, lexicon::HOW_TO).is_some()
-        || end.ends_with(['?', '吗', '么', '呢'])
-}
-
 /// Someone else named (`我同事`, `my ex`), their data (`账号`, `files`) and a request to see
 /// it (`帮我查`, `tell me`), all in one message: the cue that names the person.
 /// Also someone else's credentials in any wording (`他那个分享链接的提取码是多少？`).
@@ -246,7 +239,7 @@ pub fn classify_cues(question: &str, kb: &Knowledge, config: &GuardConfig) -> Op
             &c,
         ));
     }
-    let asks_hours = first(lexicon::SERVICE_HOURS).is_some() && is_question(&norm, &words);
+    let asks_hours = first(lexicon::SERVICE_HOURS).is_some() && text::is_question(&norm, &words);
     let human = (!asks_hours)
         .then(|| first(lexicon::HUMAN_REQUEST))
         .flatten();
@@ -354,7 +347,7 @@ fn answered_despite_cue(
         return None;
     }
     let norm = text::normalize(question);
-    if !is_question(&norm, &text::stemmed_words(&norm)) {
+    if !text::is_question(&norm, &text::stemmed_words(&norm)) {
         return None;
     }
     let stripped = strip_product_name(question, &config.product_name);

@@ -37,6 +37,10 @@ const OTHER_LANG_FACTOR: f32 = 0.7;
 /// Share of its (maximal) IDF weight that a query term the knowledge base never uses
 /// counts against coverage. Calibrated on the dev split with the thresholds.
 const UNKNOWN_TERM_WEIGHT: f32 = 0.75;
+/// Weight of the terms of a sentence that asks nothing, in a message where another sentence
+/// asks: the story around a question (`I'm a wedding photographer. What does Pro cost?`)
+/// should not drown it. Calibrated on the dev split.
+const CONTEXT_WEIGHT: f32 = 0.5;
 /// Weight of the relative BM25F score against coverage when ranking.
 const RANK_SCORE_WEIGHT: f32 = 0.25;
 /// Ranking penalty for an entry in the other language than the query: an entry in the
@@ -180,14 +184,40 @@ impl Index {
             .collect()
     }
 
+    /// Each sentence's terms; when some sentences ask and others do not, the terms only the
+    /// others hold weigh [`CONTEXT_WEIGHT`].
     fn query_terms_labelled(&self, query: &str) -> Vec<(u64, f32, String)> {
         let norm = text::normalize(query);
+        let sentences = text::sentences(&norm);
+        let asks: Vec<bool> = sentences
+            .iter()
+            .map(|s| text::is_question(s, &text::stemmed_words(s)))
+            .collect();
+        let focused = asks.contains(&true) && asks.contains(&false);
+        let mut uniq: Vec<(u64, f32, String)> = Vec::new();
+        for (sentence, asks) in sentences.into_iter().zip(asks) {
+            let scale = if focused && !asks {
+                CONTEXT_WEIGHT
+            } else {
+                1.0
+            };
+            for (key, w, label) in self.sentence_terms(sentence) {
+                match uniq.iter_mut().find(|t| t.0 == key) {
+                    Some(t) => t.1 = t.1.max(w * scale),
+                    None => uniq.push((key, w * scale, label)),
+                }
+            }
+        }
+        uniq
+    }
+
+    fn sentence_terms(&self, norm: &str) -> Vec<(u64, f32, String)> {
         let df = |stemmed: &str| {
             let id = *self.terms.get(&text::word_key(stemmed))?;
             Some(self.postings[id as usize].len())
         };
-        let corrected = typo::correct(&norm, df);
-        let (toks, labels) = text::tokenize_labelled(corrected.as_deref().unwrap_or(&norm));
+        let corrected = typo::correct(norm, df);
+        let (toks, labels) = text::tokenize_labelled(corrected.as_deref().unwrap_or(norm));
         let mut covered: Vec<u32> = Vec::new();
         for t in &toks {
             if t.kind == Kind::Bi && self.terms.contains_key(&t.key) {

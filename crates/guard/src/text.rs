@@ -14,7 +14,7 @@ use crate::lexicon;
 
 /// Changes whenever tokenisation changes in a way the word lists do not show; part of the
 /// precomputed index fingerprint.
-pub const TOKENIZER_VERSION: &str = "kefu-guard tokenizer 2";
+pub const TOKENIZER_VERSION: &str = "kefu-guard tokenizer 3";
 
 /// Language of a user message, used to pick refusal, hand-off and placeholder texts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -140,6 +140,36 @@ pub fn latin_words(norm: &str) -> Vec<&str> {
         } else {
             i += 1;
         }
+    }
+    out
+}
+
+/// Asked as a question: a question word, or a question mark or particle at the end.
+pub fn is_question(norm: &str, words: &[String]) -> bool {
+    let end = norm.trim_end_matches(|c: char| c.is_whitespace() || c == '!' || c == '。');
+    first_cue(norm, words, lexicon::HOW_TO).is_some() || end.ends_with(['?', '吗', '么', '呢'])
+}
+
+/// The sentences of normalised text, each with its closing punctuation: they end at `?`, `!`,
+/// `。`, a line break, or a full stop followed by a space or the end (not `1.5GB`).
+pub fn sentences(norm: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut chars = norm.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let next = chars.peek().map(|&(_, n)| n);
+        let ends = matches!(c, '?' | '!' | '。' | '？' | '！' | '\n')
+            || (c == '.' && next.is_none_or(char::is_whitespace));
+        if ends {
+            let end = i + c.len_utf8();
+            if !norm[start..end].trim().is_empty() {
+                out.push(norm[start..end].trim());
+            }
+            start = end;
+        }
+    }
+    if !norm[start..].trim().is_empty() {
+        out.push(norm[start..].trim());
     }
     out
 }
@@ -546,9 +576,18 @@ fn tokenize_into(text: &str, out: &mut Sink<'_>) {
 fn cjk_run(table: &Tables, run: &[char], offset: usize, out: &mut Sink<'_>) {
     let particle = |c: char| table.particles.contains(&c);
     let weak = |c: char| table.weak.contains(&c);
+    // A character of a question-word or connective bigram (`如果`, `万一`) stands for nothing
+    // alone either.
+    let in_stop_bigram = |j: usize| {
+        let pair = |a: usize| Some([*run.get(a)?, *run.get(a + 1)?]);
+        [j.checked_sub(1).and_then(pair), pair(j)]
+            .into_iter()
+            .flatten()
+            .any(|p| table.stop_bigrams.contains(&p))
+    };
     for (j, &c) in run.iter().enumerate() {
         let pos = (offset + j) as u32;
-        if !particle(c) && !weak(c) {
+        if !particle(c) && !weak(c) && !in_stop_bigram(j) {
             out.push(
                 Token {
                     key: char_key(b'u', &[c]),
@@ -623,6 +662,15 @@ mod tests {
         ] {
             assert_eq!(stem(&stem(w)), stem(w), "{w}");
         }
+    }
+
+    #[test]
+    fn splits_sentences_at_their_ends_only() {
+        assert_eq!(
+            sentences("i'm on pro. is 1.5gb ok? 好的！还有吗\nthanks"),
+            ["i'm on pro.", "is 1.5gb ok?", "好的！", "还有吗", "thanks"]
+        );
+        assert_eq!(sentences("  "), Vec::<&str>::new());
     }
 
     #[test]
