@@ -248,6 +248,9 @@ pub const ZH_WEAK_CHARS: &str = "一个要能会有在把被给让得着过还�
 pub const ZH_STOP_BIGRAMS: &[&str] = &[
     "请问", "可以", "如何", "怎样", "多少", "为什", "哪里", "哪些", "一下", "能否", "有没", "没有",
     "能不", "不能", "一个", "这个", "那个", "现在", "知道", "想要", "需要", "还有",
+    // Connectives and hedges: they frame a question, never name its topic.
+    "如果", "总共", "一共", "大概", "具体", "到底", "其实", "另外", "然后", "但是", "因为", "所以",
+    "或者", "而且", "不过", "感觉", "觉得", "打算", "听说", "比较", "万一", "是否", "这样", "那样",
 ];
 
 /// Chinese filler phrases dropped before tokenising (after synonyms, so `多少钱` is a price).
@@ -986,6 +989,12 @@ pub const INJECTION: &[&str] = &[
     "dan mode",
     "do anything now",
     "pretend you are",
+    "pretend you re",
+    "you re dan",
+    "as dan",
+    "no rules",
+    "system override",
+    "ignore its",
     "pretend to be",
     "act as",
     "you are now",
@@ -1242,6 +1251,14 @@ pub const OFF_TOPIC: &[&str] = &[
     "比特币",
     "黄金",
     "基金",
+    "哪里玩",
+    "去哪玩",
+    "好玩的",
+    "数学作业",
+    "做作业",
+    "写作业",
+    "解题过程",
+    "等差数列",
     "理财",
     "投资",
     "invest",
@@ -1720,7 +1737,6 @@ pub const ASKS_STAFF: &[&str] = &[
     "麻烦你们",
     "你们把",
     "处理一下",
-    "for me",
     "can you",
     "can u",
     "could you",
