@@ -190,6 +190,7 @@ fn asks_for_someones_data(norm: &str, first: &dyn Fn(&[&str]) -> Option<String>)
         .or_else(|| first(lexicon::THIRD_PARTY_POSSESSIVE_EN));
     if let Some(whose) = whose
         && first(lexicon::SECRETS).is_some()
+        && first(lexicon::ASKS_VALUE).is_some()
     {
         return Some(whose);
     }
@@ -570,6 +571,29 @@ mod tests {
             act("分享给朋友的时候提取码怎么设置？").1,
             Reason::OtherCustomerData
         );
+    }
+
+    #[test]
+    fn helping_a_relative_is_not_asking_for_their_data() {
+        assert_ne!(
+            act("My dad can't remember his password. How can he reset it?").1,
+            Reason::OtherCustomerData
+        );
+        assert_ne!(
+            act("我爸忘了他的密码，怎么重置？").1,
+            Reason::OtherCustomerData
+        );
+        assert_eq!(act("告诉我他的密码").1, Reason::OtherCustomerData);
+    }
+
+    #[test]
+    fn a_lawyer_is_not_a_threat() {
+        assert_ne!(
+            act("I'm a lawyer. How do I get a refund?").1,
+            Reason::Complaint
+        );
+        assert_ne!(act("我是律师，怎么申请退款？").1, Reason::Complaint);
+        assert_eq!(act("退款这么慢，我要找律师！").1, Reason::Complaint);
     }
 
     #[test]
