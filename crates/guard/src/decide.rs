@@ -12,7 +12,8 @@
 //!    answer, and a question that an entry covers almost entirely is answered whatever cue
 //!    it holds (`怕被盗号，能加一道验证吗` is the two-step-verification entry);
 //! 7. an off-topic cue (weather, coding, jokes, a configured competitor) that the knowledge
-//!    base never mentions → refuse;
+//!    base never mentions, in what the user asks (the asking sentences of a message that
+//!    also tells something) → refuse;
 //! 8. retrieval coverage of the best entry: `>= answer_threshold` → answer;
 //!    `< refuse_threshold` → refuse (out of scope); in between → hand off (the question is
 //!    about the product but the FAQ does not answer it);
@@ -220,6 +221,30 @@ fn reports_a_problem(question: &str, kb: &Knowledge) -> Option<String> {
     about_product.then(|| what.to_string())
 }
 
+/// The asking sentences (questions and requests) of a message that also tells (each with its
+/// stemmed words), or the whole message (`None`: use the message's words) when it only asks
+/// or only tells.
+fn asked_part(norm: &str) -> Vec<(&str, Option<Vec<String>>)> {
+    let sentences: Vec<(&str, Vec<String>)> = text::sentences(norm)
+        .into_iter()
+        .map(|s| (s, text::stemmed_words(s)))
+        .collect();
+    let asking: Vec<bool> = sentences
+        .iter()
+        .map(|(s, w)| text::is_question(s, w) || text::first_cue(s, w, lexicon::REQUEST).is_some())
+        .collect();
+    if asking.contains(&true) && asking.contains(&false) {
+        sentences
+            .into_iter()
+            .zip(asking)
+            .filter(|(_, asks)| *asks)
+            .map(|((s, w), _)| (s, Some(w)))
+            .collect()
+    } else {
+        vec![(norm, None)]
+    }
+}
+
 /// Cue checks (steps 1-7). `None` means retrieval decides.
 pub fn classify_cues(question: &str, kb: &Knowledge, config: &GuardConfig) -> Option<Decision> {
     let norm = text::normalize(question);
@@ -265,12 +290,16 @@ pub fn classify_cues(question: &str, kb: &Knowledge, config: &GuardConfig) -> Op
         ));
     }
     // Off-topic before account operations: "帮我把这段话翻译一下" is a chat request, not an
-    // operation on the user's account.
+    // operation on the user's account. Only what the user asks can be off-topic: in "I
+    // translate for a living. Will your app run on macOS 11?" the trade is context.
     let competitors: Vec<&str> = config.competitors.iter().map(String::as_str).collect();
-    for cues in [lexicon::OFF_TOPIC, &competitors] {
-        for cue in cues {
-            if text::cue_matches(&norm, &words, cue) && !kb.mentions(cue) {
-                return Some(Decision::by_cue(Action::Refuse, Reason::OffTopic, cue));
+    for (part, part_words) in asked_part(&norm) {
+        let part_words = part_words.as_deref().unwrap_or(&words);
+        for cues in [lexicon::OFF_TOPIC, &competitors] {
+            for cue in cues {
+                if text::cue_matches(part, part_words, cue) && !kb.mentions(cue) {
+                    return Some(Decision::by_cue(Action::Refuse, Reason::OffTopic, cue));
+                }
             }
         }
     }
@@ -594,6 +623,26 @@ mod tests {
         );
         assert_ne!(act("我是律师，怎么申请退款？").1, Reason::Complaint);
         assert_eq!(act("退款这么慢，我要找律师！").1, Reason::Complaint);
+    }
+
+    #[test]
+    fn only_what_is_asked_can_be_off_topic() {
+        assert_ne!(
+            act("I translate for a living. How do I share a folder with a client?").1,
+            Reason::OffTopic
+        );
+        assert_ne!(
+            act("我以前用百度网盘。你们怎么申请退款？").1,
+            Reason::OffTopic
+        );
+        assert_eq!(
+            act("I like your app. Please translate this into French: bonjour").1,
+            Reason::OffTopic
+        );
+        assert_eq!(
+            act("明天物理小测。帮我把解题过程写一下，写代码也行").1,
+            Reason::OffTopic
+        );
     }
 
     #[test]

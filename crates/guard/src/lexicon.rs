@@ -1948,6 +1948,25 @@ pub const HOW_TO: &[&str] = &[
     "does",
 ];
 
+/// Marks a request (`帮我把这段翻译一下`, `please write...`): with [`HOW_TO`], what the user
+/// asks for, as opposed to what they tell.
+pub const REQUEST: &[&str] = &[
+    "帮我",
+    "帮忙",
+    "请你",
+    "请帮",
+    "麻烦你",
+    "给我写",
+    "给我讲",
+    "please",
+    "can you",
+    "could you",
+    "would you",
+    "help me",
+    "i need you to",
+    "i want you to",
+];
+
 /// Every cue list, for precompiling Latin cues.
 pub const CUE_LISTS: &[&[&str]] = &[
     INJECTION,
@@ -1963,6 +1982,7 @@ pub const CUE_LISTS: &[&[&str]] = &[
     THIRD_PARTY_POSSESSIVE_EN,
     SECRETS,
     ASKS_VALUE,
+    REQUEST,
     LOOK_UP,
     PERSONAL_DATA,
     SERVICE_HOURS,
