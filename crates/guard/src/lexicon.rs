@@ -673,7 +673,18 @@ pub const SYNONYMS: &[(&str, &[&str])] = &[
             "phone support",
         ],
     ),
-    ("account", &["账号", "账户", "帐号", "帐户", "account"]),
+    (
+        "account",
+        &[
+            "账号",
+            "账户",
+            "帐号",
+            "帐户",
+            "account",
+            "close my account",
+            "close account",
+        ],
+    ),
     (
         "login",
         &[
@@ -709,6 +720,8 @@ pub const SYNONYMS: &[(&str, &[&str])] = &[
             "lost",
             "close my account",
             "close account",
+            "for good",
+            "permanently",
         ],
     ),
     (

@@ -41,6 +41,8 @@ const UNKNOWN_TERM_WEIGHT: f32 = 0.75;
 /// asks: the story around a question (`I'm a wedding photographer. What does Pro cost?`)
 /// should not drown it. Calibrated on the dev split.
 const CONTEXT_WEIGHT: f32 = 0.5;
+/// Fewest terms the asking sentences need for the others to count as context.
+const MIN_ASKED_TERMS: usize = 3;
 /// Weight of the relative BM25F score against coverage when ranking.
 const RANK_SCORE_WEIGHT: f32 = 0.25;
 /// Ranking penalty for an entry in the other language than the query: an entry in the
@@ -184,8 +186,8 @@ impl Index {
             .collect()
     }
 
-    /// Each sentence's terms; when some sentences ask and others do not, the terms only the
-    /// others hold weigh [`CONTEXT_WEIGHT`].
+    /// Each sentence's terms; when some sentences ask (with [`MIN_ASKED_TERMS`] terms or more)
+    /// and others do not, the terms only the others hold weigh [`CONTEXT_WEIGHT`].
     fn query_terms_labelled(&self, query: &str) -> Vec<(u64, f32, String)> {
         let norm = text::normalize(query);
         let sentences = text::sentences(&norm);
@@ -193,15 +195,23 @@ impl Index {
             .iter()
             .map(|s| text::is_question(s, &text::stemmed_words(s)))
             .collect();
-        let focused = asks.contains(&true) && asks.contains(&false);
+        let terms: Vec<_> = sentences.iter().map(|s| self.sentence_terms(s)).collect();
+        // A bare `这是怎么回事？` after the story leaves the story to say what it is about.
+        let asked_terms: usize = terms
+            .iter()
+            .zip(&asks)
+            .filter(|(_, asks)| **asks)
+            .map(|(t, _)| t.len())
+            .sum();
+        let focused = asks.contains(&false) && asked_terms >= MIN_ASKED_TERMS;
         let mut uniq: Vec<(u64, f32, String)> = Vec::new();
-        for (sentence, asks) in sentences.into_iter().zip(asks) {
+        for (terms, asks) in terms.into_iter().zip(asks) {
             let scale = if focused && !asks {
                 CONTEXT_WEIGHT
             } else {
                 1.0
             };
-            for (key, w, label) in self.sentence_terms(sentence) {
+            for (key, w, label) in terms {
                 match uniq.iter_mut().find(|t| t.0 == key) {
                     Some(t) => t.1 = t.1.max(w * scale),
                     None => uniq.push((key, w * scale, label)),
