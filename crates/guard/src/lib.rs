@@ -29,15 +29,17 @@
 //! hand off, and why), [`prompt`] (grounded, injection-resistant chat prompts),
 //! [`output_guard`] (check generated answers against the FAQ), [`pii`] (mask personal data),
 //! [`config`] (settings from string variables), [`evalset`] (the evaluation set format and how
-//! a reply is judged against it); [`text`] holds the tokeniser, and private modules hold the
-//! word lists (`lexicon`) and the precomputed index file (`snapshot`).
+//! a reply is judged against it); [`text`] holds the tokeniser and sentence splitting, and
+//! private modules hold the word lists (`lexicon`), typo correction towards the knowledge
+//! base's own words (`typo`) and the precomputed index file (`snapshot`).
 //!
 //! Per-request cost (100 FAQ entries, release build, measured with `examples/index_time.rs`
 //! on a shared 2-core machine): parsing and indexing JSON Lines ~2 ms natively, ~4 ms in a
 //! Wasm engine (V8 via Node, wasm32-wasip1); loading the precomputed index file
 //! ([`Knowledge::to_index_bytes`], read by [`Knowledge::load`]) ~0.4 ms natively, ~0.7 ms in
-//! Wasm; one `plan` ~0.05 ms natively, ~0.5 ms in Wasm. With twelve similar questions per
-//! entry (the demo FAQ) JSON Lines take ~5.5 ms natively and the index file ~0.9 ms. A
+//! Wasm; one `plan` ~0.05 ms natively, ~0.5 ms in Wasm. With eighteen similar questions per
+//! entry (the demo FAQ; 100 entries are 125 KiB of JSON Lines) JSON Lines take ~3.6 ms
+//! natively on a quiet machine (~5.5 ms on a busy one) and the index file ~0.45 ms. A
 //! gateway that builds a fresh instance per request should mount the index file, which
 //! `kefu data prepare` writes beside the JSON Lines ([`Knowledge::index_matches`] tells a
 //! stale one).
