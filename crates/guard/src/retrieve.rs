@@ -274,15 +274,19 @@ impl Index {
                 .terms
                 .get(&key)
                 .map_or(0, |&id| self.postings[id as usize].len());
-            let idf = self.idf(df);
-            if df == 0 {
-                total += w * idf * UNKNOWN_TERM_WEIGHT;
-            } else {
-                total += w * idf;
-                known += w * idf;
+            let weight = self.coverage_weight(w, df);
+            total += weight;
+            if df > 0 {
+                known += weight;
             }
         }
         if total > 0.0 { known / total } else { 0.0 }
+    }
+
+    /// What a query term of weight `w` used by `df` entries counts for in coverage: its IDF
+    /// weight, scaled by [`UNKNOWN_TERM_WEIGHT`] when no entry uses it.
+    fn coverage_weight(&self, w: f32, df: usize) -> f32 {
+        w * self.idf(df) * if df == 0 { UNKNOWN_TERM_WEIGHT } else { 1.0 }
     }
 
     /// The `k` best entries for `query`, best first, with their coverage. Entries in the
@@ -296,7 +300,7 @@ impl Index {
             let postings = self.terms.get(&key).map(|&id| &self.postings[id as usize]);
             let df = postings.map_or(0, Vec::len);
             let idf = self.idf(df);
-            total += w * idf * if df == 0 { UNKNOWN_TERM_WEIGHT } else { 1.0 };
+            total += self.coverage_weight(w, df);
             for p in postings.into_iter().flatten() {
                 let d = p.doc as usize;
                 let tq = p.tf_q / (1.0 - B + B * self.len_q[d] / self.avg_q);
