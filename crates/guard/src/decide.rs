@@ -18,8 +18,10 @@
 //!    `< refuse_threshold` → refuse (out of scope); in between → hand off (the question is
 //!    about the product but the FAQ does not answer it);
 //! 9. a would-be refusal that asks staff to act on the user's own account, money or files
-//!    (`payment keeps failing, can you check?`) → hand off: it is in scope, only not
-//!    answerable from the FAQ.
+//!    (`payment keeps failing, can you check?`), or reports something gone wrong in words
+//!    the knowledge base mostly uses (`the Mac app crashes the second I open it`) → hand off
+//!    (`account_operation`, `problem_report`): it is in scope, only not answerable from the
+//!    FAQ.
 //!
 //! Step 3 also catches a named third person, their data and a request to see it in one
 //! message (`帮我查下我同事的账号里都存了啥`); step 4 does not take a question about
