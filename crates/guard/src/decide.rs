@@ -205,21 +205,17 @@ fn asks_for_someones_data(norm: &str, first: &dyn Fn(&[&str]) -> Option<String>)
 
 /// A request for staff to act on the user's own account, money or files (`能让后台帮我捞回来吗`,
 /// `payment keeps failing, can you check`): the cue pair, when both parts are present.
-fn asks_staff_about_own_account(question: &str) -> Option<String> {
-    let norm = text::normalize(question);
-    let words = text::stemmed_words(&norm);
-    let ask = text::first_cue(&norm, &words, lexicon::ASKS_STAFF)?;
-    let matter = text::first_cue(&norm, &words, lexicon::OWN_ACCOUNT_MATTER)?;
+fn asks_staff_about_own_account(norm: &str, words: &[String]) -> Option<String> {
+    let ask = text::first_cue(norm, words, lexicon::ASKS_STAFF)?;
+    let matter = text::first_cue(norm, words, lexicon::OWN_ACCOUNT_MATTER)?;
     Some(format!("{ask} + {matter}"))
 }
 
 /// The user reports something gone wrong (`还是`, `keeps failing`) in words the knowledge
 /// base mostly uses (`支付宝已经显示付款成功了，可账号到现在还是免费版`): the cue.
-fn reports_a_problem(question: &str, kb: &Knowledge) -> Option<String> {
-    let norm = text::normalize(question);
-    let words = text::stemmed_words(&norm);
-    let what = text::first_cue(&norm, &words, lexicon::PROBLEM)?;
-    let about_product = kb.index().known_share(&norm) >= PROBLEM_REPORT_KNOWN_SHARE;
+fn reports_a_problem(norm: &str, words: &[String], kb: &Knowledge) -> Option<String> {
+    let what = text::first_cue(norm, words, lexicon::PROBLEM)?;
+    let about_product = kb.index().known_share(norm) >= PROBLEM_REPORT_KNOWN_SHARE;
     about_product.then(|| what.to_string())
 }
 
@@ -419,9 +415,13 @@ pub fn decide(
     if first.action != Action::Refuse {
         return first;
     }
-    let in_scope = asks_staff_about_own_account(question)
+    // `question` is normalised by `strip_product_name`.
+    let words = text::stemmed_words(question);
+    let in_scope = asks_staff_about_own_account(question, &words)
         .map(|cue| (Reason::AccountOperation, cue))
-        .or_else(|| reports_a_problem(question, kb).map(|cue| (Reason::ProblemReport, cue)));
+        .or_else(|| {
+            reports_a_problem(question, &words, kb).map(|cue| (Reason::ProblemReport, cue))
+        });
     match in_scope {
         Some((reason, cue)) => Decision {
             action: Action::Handoff,
@@ -585,10 +585,14 @@ mod tests {
     fn a_problem_with_the_product_goes_to_a_person() {
         let kb = fixture();
         let report = "The refund and the cancel subscription page are broken";
-        assert_eq!(reports_a_problem(report, &kb).as_deref(), Some("broken"));
+        let problem = |q: &str| {
+            let norm = text::normalize(q);
+            reports_a_problem(&norm, &text::stemmed_words(&norm), &kb)
+        };
+        assert_eq!(problem(report).as_deref(), Some("broken"));
         assert_eq!(act(report), (Action::Handoff, Reason::ProblemReport));
         let car = "My car keeps making a weird noise and the brakes are broken";
-        assert_eq!(reports_a_problem(car, &kb), None);
+        assert_eq!(problem(car), None);
         assert_eq!(act(car).0, Action::Refuse);
     }
 
