@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use kefu_guard::evalset::{self, Expect, KbNumbers, SetItem, Tally};
-use kefu_guard::{AnswerMode, Entry, Guard, GuardConfig, Knowledge, Lang, Message, mask_pii, text};
+use kefu_guard::{
+    Action, AnswerMode, Entry, Guard, GuardConfig, Knowledge, Lang, Message, mask_pii, text,
+};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -217,6 +219,11 @@ fn refusals_and_handoffs_match_the_question_language() {
     let guard = Guard::new(&kb, demo_config(&[]));
     for item in items().iter().filter(|i| i.expect != Expect::Answer) {
         let plan = guard.plan(&[Message::user(item.question.as_str())]);
+        if plan.action == Action::Answer {
+            // A wrong decision, counted by the quality test; FAQ answers may quote names
+            // in the other script (`CHSI (学信网)`).
+            continue;
+        }
         let reply = plan.reply.unwrap_or_default();
         let has_cjk = reply.chars().any(text::is_cjk);
         match plan.lang {
