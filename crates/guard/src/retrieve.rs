@@ -7,8 +7,9 @@
 //!
 //! Tokens come from [`crate::text::tokenize`] (synonym concepts, CJK unigrams and bigrams,
 //! stemmed Latin words, numbers). For a query, CJK bigrams the knowledge base never uses are
-//! dropped (most are word-boundary artefacts of unsegmented text) and characters they leave
-//! uncovered stand alone as unigrams. A Latin word neither the knowledge base nor the lexicon
+//! dropped (most are word-boundary artefacts of unsegmented text), and so is a known bigram
+//! that overlaps one far more entries use (`版如` beside `础版` in `基础版如果`); characters
+//! they leave uncovered stand alone as unigrams. A Latin word neither the knowledge base nor the lexicon
 //! uses is first corrected to a known word one edit away ([`crate::typo`]).
 //!
 //! **Coverage** is the share of the query's IDF-weighted terms that an entry contains; a
@@ -43,6 +44,11 @@ const UNKNOWN_TERM_WEIGHT: f32 = 0.75;
 const CONTEXT_WEIGHT: f32 = 0.5;
 /// Fewest terms the asking sentences need for the others to count as context.
 const MIN_ASKED_TERMS: usize = 3;
+/// A known query bigram overlapping a bigram that this many times more entries use is taken
+/// for a word boundary and dropped: in `基础版如果` the rare `版如` (one entry's `专业版如果…`)
+/// straddles `基础版` and `如果`. Unsegmented text makes such artefacts; without a Chinese
+/// dictionary the knowledge base's own counts say where words are.
+const BOUNDARY_DF_RATIO: usize = 4;
 /// Weight of the relative BM25F score against coverage when ranking.
 const RANK_SCORE_WEIGHT: f32 = 0.25;
 /// Ranking penalty for an entry in the other language than the query: an entry in the
@@ -228,16 +234,32 @@ impl Index {
         };
         let corrected = typo::correct(norm, df);
         let (toks, labels) = text::tokenize_labelled(corrected.as_deref().unwrap_or(norm));
+        let bigram_df: Vec<(u32, usize)> = toks
+            .iter()
+            .filter(|t| t.kind == Kind::Bi)
+            .filter_map(|t| {
+                let id = *self.terms.get(&t.key)?;
+                Some((t.pos, self.postings[id as usize].len()))
+            })
+            .collect();
+        let kept_bigram = |t: &Token| {
+            let Some(&(_, df)) = bigram_df.iter().find(|(pos, _)| *pos == t.pos) else {
+                return false;
+            };
+            !bigram_df.iter().any(|&(pos, other)| {
+                (pos + 1 == t.pos || pos == t.pos + 1) && other >= BOUNDARY_DF_RATIO * df
+            })
+        };
         let mut covered: Vec<u32> = Vec::new();
         for t in &toks {
-            if t.kind == Kind::Bi && self.terms.contains_key(&t.key) {
+            if t.kind == Kind::Bi && kept_bigram(t) {
                 covered.extend([t.pos, t.pos + 1]);
             }
         }
         let mut uniq: Vec<(u64, f32, String)> = Vec::with_capacity(toks.len());
         for (t, label) in toks.into_iter().zip(labels) {
             let keep = match t.kind {
-                Kind::Bi => self.terms.contains_key(&t.key),
+                Kind::Bi => kept_bigram(&t),
                 Kind::Uni => !covered.contains(&t.pos),
                 Kind::Word | Kind::Concept => true,
             };
@@ -379,6 +401,25 @@ mod tests {
         );
         let code = kb.search("write a python function to sort a list", 3);
         assert!(code.first().is_none_or(|h| h.coverage < 0.2), "{code:?}");
+    }
+
+    #[test]
+    fn a_rare_bigram_across_a_word_boundary_is_not_a_term() {
+        let kb = crate::Knowledge::from_jsonl(
+            r#"{"id":"basic","question":"基础版每月多少钱？","answer":"基础版 ¥12/月。"}
+{"id":"pro","question":"专业版每月多少钱？","similar":["专业版如果按年买多少钱"],"answer":"专业版 ¥30/月，年付 ¥300。"}
+{"id":"team","question":"团队版怎么收费？","answer":"团队版 ¥25/人/月。"}
+{"id":"yearly","question":"年付有折扣吗？","answer":"基础版、专业版、团队版年付都有折扣。"}
+{"id":"devices","question":"基础版能登录几台设备？","answer":"基础版最多 5 台设备。"}
+{"id":"space","question":"基础版有多大空间？","answer":"基础版 1TB。"}"#
+                .as_bytes(),
+        )
+        .unwrap();
+        // `版如` is a term of `pro` only; next to `础版` (five entries) it is an artefact of
+        // `基础版如果`.
+        let terms = kb.explain("基础版如果每月多少钱", "basic").unwrap();
+        assert!(!terms.contains("版如"), "{terms}");
+        assert_eq!(kb.entries()[kb.search("基础版如果每月多少钱", 1)[0].entry].id, "basic");
     }
 
     #[test]
