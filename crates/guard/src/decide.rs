@@ -499,6 +499,15 @@ mod tests {
             act("I was charged twice this month").1,
             Reason::AccountOperation
         );
+        // Asking staff to do by hand what the FAQ explains.
+        assert_eq!(
+            act("人脸识别过不了，能不能麻烦你们人工帮我把绑定手机号改掉？").1,
+            Reason::HumanRequested
+        );
+        assert_eq!(
+            act("Please move my Pro subscription over to my other account").1,
+            Reason::AccountOperation
+        );
     }
 
     #[test]
@@ -543,6 +552,10 @@ mod tests {
         );
         assert_eq!(
             act("Can you give me the email on my coworker Zhang Wei's account?").1,
+            Reason::OtherCustomerData
+        );
+        assert_eq!(
+            act("my buddy's account email is [email], can you tell me which plan he's on?").1,
             Reason::OtherCustomerData
         );
         // Moving the user's own plan to a relative is an operation, not a lookup.

@@ -236,13 +236,18 @@ pub const EN_STOP: &[&str] = &[
     "whole",
     "actually",
     "basically",
+    // Vague quantities and nouns (`a bit more storage`, `my stuff`).
+    "bit",
+    "little",
+    "lot",
+    "stuff",
 ];
 
 /// Chinese particles and pronouns: no unigram, and no bigram through them.
 pub const ZH_PARTICLES: &str = "的了吗呢吧啊呀嘛么哦嗯您你我他她它们是";
 
 /// Common characters too vague alone: no unigram, but they still form bigrams (`上传`).
-pub const ZH_WEAK_CHARS: &str = "一个要能会有在把被给让得着过还就都也又和与及或等这那哪些怎为啥多少几上下不可以到用想请该去来做说里";
+pub const ZH_WEAK_CHARS: &str = "一个要能会有在把被给让得着过还就都也又和与及或等这那哪些怎为啥多少几上下不可以到用想请该去来做说里咋";
 
 /// Chinese question-word bigrams that say nothing about the topic.
 pub const ZH_STOP_BIGRAMS: &[&str] = &[
@@ -303,6 +308,10 @@ pub const ZH_FILLERS: &[&str] = &[
     "多长",
     "多高",
     "东西",
+    "这种情况下",
+    "这种情况",
+    "这个情况",
+    "这样的情况",
     "的时候",
     "时候",
     "昨天",
@@ -383,6 +392,9 @@ pub const SYNONYMS: &[(&str, &[&str])] = &[
             "扣钱",
             "扣款",
             "被扣",
+            "再扣",
+            "扣了",
+            "扣我",
             "自动扣费",
             "charge",
             "charged",
@@ -778,9 +790,43 @@ pub const SYNONYMS: &[(&str, &[&str])] = &[
         &["发票", "专票", "开票", "invoice", "receipt", "fapiao"],
     ),
     ("pay", &["支付", "付款", "付费", "pay", "payment"]),
+    // Asking for every plan at once (`各个套餐分别多少钱`) points at the overview entry.
+    (
+        "plan-list",
+        &[
+            "各个套餐",
+            "各套餐",
+            "所有套餐",
+            "全部套餐",
+            "哪些套餐",
+            "几种套餐",
+            "哪几种",
+            "哪几档",
+            "all plans",
+            "all the plans",
+            "all your plans",
+            "every plan",
+            "each plan",
+            "which plans",
+            "what plans",
+        ],
+    ),
     (
         "plan",
         &[
+            "各个套餐",
+            "各套餐",
+            "所有套餐",
+            "全部套餐",
+            "哪些套餐",
+            "几种套餐",
+            "all plans",
+            "all the plans",
+            "all your plans",
+            "every plan",
+            "each plan",
+            "which plans",
+            "what plans",
             "套餐",
             "会员",
             "订阅",
@@ -844,7 +890,19 @@ pub const SYNONYMS: &[(&str, &[&str])] = &[
     ),
     ("phone-number", &["手机号", "mobile number", "phone number"]),
     ("email", &["邮箱", "电子邮件", "email", "e mail"]),
-    ("upgrade", &["升级", "升到", "升为", "upgrade"]),
+    (
+        "upgrade",
+        &[
+            "升级",
+            "升到",
+            "升为",
+            "upgrade",
+            "bigger plan",
+            "larger plan",
+            "higher plan",
+            "higher tier",
+        ],
+    ),
     ("downgrade", &["降级", "降到", "downgrade"]),
     (
         "2fa",
@@ -1289,6 +1347,14 @@ pub const HUMAN_REQUEST: &[&str] = &[
     "叫人工",
     "联系人工",
     "人工坐席",
+    // Asking staff to do it by hand.
+    "人工帮我",
+    "人工帮忙",
+    "人工处理",
+    "人工操作",
+    "手动帮我",
+    "you manually",
+    "please manually",
     "真人",
     "真的人",
     "活人",
@@ -1573,6 +1639,10 @@ pub const ACCOUNT_OP_WEAK: &[&str] = &[
     "delete my",
     "my account data",
     "close my account",
+    "to my other account",
+    "to my new account",
+    "到我另一个账号",
+    "转到另一个账号",
 ];
 
 /// People other than the user. With [`LOOK_UP`] and [`PERSONAL_DATA`] in one message they
@@ -1616,6 +1686,7 @@ pub const THIRD_PARTY: &[&str] = &[
     "boyfriend",
     "girlfriend",
     "friend",
+    "buddy",
     "boss",
     "neighbor",
     "neighbour",

@@ -419,7 +419,10 @@ mod tests {
         // `基础版如果`.
         let terms = kb.explain("基础版如果每月多少钱", "basic").unwrap();
         assert!(!terms.contains("版如"), "{terms}");
-        assert_eq!(kb.entries()[kb.search("基础版如果每月多少钱", 1)[0].entry].id, "basic");
+        assert_eq!(
+            kb.entries()[kb.search("基础版如果每月多少钱", 1)[0].entry].id,
+            "basic"
+        );
     }
 
     #[test]
