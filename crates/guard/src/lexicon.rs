@@ -241,6 +241,8 @@ pub const EN_STOP: &[&str] = &[
     "little",
     "lot",
     "stuff",
+    "instead",
+    "rather",
 ];
 
 /// Chinese particles and pronouns: no unigram, and no bigram through them.
@@ -993,7 +995,7 @@ pub const SYNONYMS: &[(&str, &[&str])] = &[
             "照片", "相册", "图片", "photo", "picture", "album", "gallery",
         ],
     ),
-    ("backup", &["备份", "backup", "back up"]),
+    ("backup", &["备份", "自己存", "自动存", "backup", "back up"]),
     ("preview", &["预览", "preview"]),
     ("student", &["学生", "student"]),
     ("family", &["家庭", "family"]),
@@ -1120,6 +1122,12 @@ pub const INJECTION: &[&str] = &[
     "你的prompt",
     "新规则",
     "新的规则",
+    "规则改了",
+    "规则变了",
+    "规则已经改",
+    "照这个规则",
+    "按这个规则",
+    "按新规",
     "开发者模式",
     "越狱",
     "扮演",
@@ -1648,6 +1656,11 @@ pub const ACCOUNT_OP_WEAK: &[&str] = &[
 /// People other than the user. With [`LOOK_UP`] and [`PERSONAL_DATA`] in one message they
 /// make a request for someone else's data (`帮我查下我同事的账号里都存了啥`).
 pub const THIRD_PARTY: &[&str] = &[
+    "的人",
+    "这个人",
+    "那个人",
+    "此人",
+    "某人",
     "同事",
     "朋友",
     "前男友",
@@ -1694,6 +1707,21 @@ pub const THIRD_PARTY: &[&str] = &[
     "his",
     "her",
     "other users",
+];
+
+/// The user's own money in the story (`给我爸的账号买了扩容包，钱扣了但空间没变`): a
+/// payment problem to hand off, even when it concerns a relative's account.
+pub const OWN_PAYMENT: &[&str] = &[
+    "钱扣了",
+    "扣了钱",
+    "钱付了",
+    "我付了",
+    "我买了",
+    "我花了",
+    "i paid",
+    "i bought",
+    "i was charged",
+    "charged me",
 ];
 
 /// Someone else's, in Chinese (`他那个`, `同事的`): with [`SECRETS`], a request for another
@@ -1852,6 +1880,9 @@ pub const ASKS_STAFF: &[&str] = &[
     "can u",
     "could you",
     "would you",
+    "can someone",
+    "could someone",
+    "can anyone",
     "please",
     "pls",
     "plz",
@@ -1893,6 +1924,8 @@ pub const OWN_ACCOUNT_MATTER: &[&str] = &[
     "my subscription",
     "my upgrade",
     "my invoice",
+    "my application",
+    "my verification",
     "my data",
     "my mastercard",
     "my visa",
