@@ -10,11 +10,14 @@
 //!    data, an order number, a card or ID number) → hand off; weak cues (`my order`) do not
 //!    fire in a question (`how do I delete my data?`, `订单号在哪看？`), which the FAQ can
 //!    answer, and a question that an entry covers almost entirely is answered whatever cue
-//!    it holds (`怕被盗号，能加一道验证吗` is the two-step-verification entry);
+//!    it holds (`怕被盗号，能加一道验证吗` is the two-step-verification entry) unless it also
+//!    reports a problem and asks staff to act (see step 8);
 //! 7. an off-topic cue (weather, coding, jokes, a configured competitor) that the knowledge
 //!    base never mentions, in what the user asks (the asking sentences of a message that
 //!    also tells something) → refuse;
-//! 8. retrieval coverage of the best entry: `>= answer_threshold` → answer;
+//! 8. retrieval coverage of the best entry: `>= answer_threshold` → answer, unless the
+//!    user reports a problem with their own account and asks staff to act (`账号被锁了登不上
+//!    帮我解一下`: they need a person, not the self-service steps) → hand off;
 //!    `< refuse_threshold` → refuse (out of scope); in between → hand off (the question is
 //!    about the product but the FAQ does not answer it);
 //! 9. a would-be refusal that asks staff to act on the user's own account, money or files
@@ -215,6 +218,16 @@ fn asks_staff_about_own_account(norm: &str, words: &[String]) -> Option<String> 
     Some(format!("{ask} + {matter}"))
 }
 
+/// Something gone wrong with the user's own account and a request for staff to act, in one
+/// message (`账号被锁了登不上 帮我解一下`): the FAQ may explain the self-service path, but the
+/// user has tried it or cannot take it. The cues, when all three are present.
+fn asks_staff_to_fix_own_problem(norm: &str) -> Option<String> {
+    let words = text::stemmed_words(norm);
+    let ask = asks_staff_about_own_account(norm, &words)?;
+    let what = text::first_cue(norm, &words, lexicon::PROBLEM)?;
+    Some(format!("{ask} + {what}"))
+}
+
 /// The user reports something gone wrong (`还是`, `keeps failing`) in words the knowledge
 /// base mostly uses (`支付宝已经显示付款成功了，可账号到现在还是免费版`): the cue.
 fn reports_a_problem(norm: &str, words: &[String], kb: &Knowledge) -> Option<String> {
@@ -379,7 +392,9 @@ fn answered_despite_cue(
         return None;
     }
     let norm = text::normalize(question);
-    if !text::is_question(&norm, &text::stemmed_words(&norm)) {
+    if !text::is_question(&norm, &text::stemmed_words(&norm))
+        || asks_staff_to_fix_own_problem(&norm).is_some()
+    {
         return None;
     }
     let stripped = strip_product_name(question, &config.product_name);
@@ -407,7 +422,15 @@ pub fn decide(
     let hits = kb.search(question, k);
     let first = by_coverage(hits, config);
     if first.action == Action::Answer {
-        return first;
+        return match asks_staff_to_fix_own_problem(question) {
+            Some(cue) => Decision {
+                action: Action::Handoff,
+                reason: Reason::AccountOperation,
+                cue: Some(cue),
+                hits: first.hits,
+            },
+            None => first,
+        };
     }
     if let Some(ctx) = context.filter(|c| !c.trim().is_empty()) {
         let joined = kb.search(&format!("{ctx}\n{question}"), k);
@@ -477,6 +500,7 @@ mod tests {
         );
         assert_eq!(act("百度网盘和你们比哪个好").1, Reason::OffTopic);
         assert_eq!(act("who won the world cup in 2018").0, Action::Refuse);
+        assert_eq!(act("excel里vlookup怎么用啊").1, Reason::OffTopic);
     }
 
     #[test]
@@ -510,6 +534,14 @@ mod tests {
         );
         assert_eq!(
             act("Please move my Pro subscription over to my other account").1,
+            Reason::AccountOperation
+        );
+        assert_eq!(
+            act("can you merge my two accounts into one?").1,
+            Reason::AccountOperation
+        );
+        assert_eq!(
+            act("管理员离职了，能不能把管理员权限转到我名下？").1,
             Reason::AccountOperation
         );
     }
@@ -575,6 +607,15 @@ mod tests {
         assert_eq!(
             act("Please move my subscription over to my wife's account").1,
             Reason::AccountOperation
+        );
+    }
+
+    #[test]
+    fn a_problem_staff_should_fix_goes_to_a_person_though_the_faq_covers_it() {
+        assert_eq!(act("忘记密码了怎么办").0, Action::Answer);
+        assert_eq!(
+            act("忘记密码了，验证码一直收不到，能帮我处理一下账号吗"),
+            (Action::Handoff, Reason::AccountOperation)
         );
     }
 
