@@ -11,14 +11,17 @@ fn main() {
     let id = args.next();
     let kb = Knowledge::load(&std::fs::read(&path).expect("read knowledge base"))
         .expect("valid knowledge base");
-    let guard = Guard::new(&kb, GuardConfig::default());
+    let config = GuardConfig::default();
+    let guard = Guard::new(&kb, config.clone());
     let plan = guard.plan(&[Message::user(question.as_str())]);
+    let cue = kefu_guard::decide::decide(&plan.masked_question, None, &kb, &config).cue;
     println!(
-        "{} ({}), coverage {:.2}, citations {:?}",
+        "{} ({}), coverage {:.2}, citations {:?}, cue {:?}",
         plan.action.as_str(),
         plan.reason.as_str(),
         plan.coverage,
-        plan.citations
+        plan.citations,
+        cue
     );
     if let Some(id) = id {
         print!(
