@@ -260,6 +260,32 @@ fn asked_part(norm: &str) -> Vec<(&str, Option<Vec<String>>)> {
     }
 }
 
+/// `norm` without the clauses that voice a worry (`怕被盗号`, `in case my account gets
+/// hacked`): from a [`lexicon::HYPOTHETICAL`] word to the end of its clause.
+fn without_worries(norm: &str) -> String {
+    let mut out = norm.to_string();
+    for marker in lexicon::HYPOTHETICAL {
+        while let Some(start) = find_marker(&out, marker) {
+            let end = out[start..]
+                .find(|c: char| ",.;!?，。；！？\n".contains(c))
+                .map_or(out.len(), |i| start + i);
+            out.replace_range(start..end, " ");
+        }
+    }
+    out
+}
+
+/// Byte offset of `marker` in `norm`: anywhere for CJK, as a whole word for Latin.
+fn find_marker(norm: &str, marker: &str) -> Option<usize> {
+    if marker.chars().any(text::is_cjk) {
+        return norm.find(marker);
+    }
+    let alnum = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    norm.match_indices(marker).map(|(i, _)| i).find(|&i| {
+        !alnum(norm[..i].chars().next_back()) && !alnum(norm[i + marker.len()..].chars().next())
+    })
+}
+
 /// Cue checks (steps 1-7). `None` means retrieval decides.
 pub fn classify_cues(question: &str, kb: &Knowledge, config: &GuardConfig) -> Option<Decision> {
     let norm = text::normalize(question);
@@ -319,10 +345,14 @@ pub fn classify_cues(question: &str, kb: &Knowledge, config: &GuardConfig) -> Op
         }
     }
     let question_form = first(lexicon::HOW_TO).is_some();
-    let account = first(lexicon::ACCOUNT_OP_STRONG)
+    let events = without_worries(&norm);
+    let event_words = text::stemmed_words(&events);
+    let in_events =
+        |cues: &[&str]| text::first_cue(&events, &event_words, cues).map(str::to_string);
+    let account = in_events(lexicon::ACCOUNT_OP_STRONG)
         .or_else(|| {
             (!question_form)
-                .then(|| first(lexicon::ACCOUNT_OP_WEAK))
+                .then(|| in_events(lexicon::ACCOUNT_OP_WEAK))
                 .flatten()
         })
         .or_else(|| has_reference_number(&norm).then(|| "reference number".to_string()));
@@ -544,6 +574,10 @@ mod tests {
             act("管理员离职了，能不能把管理员权限转到我名下？").1,
             Reason::AccountOperation
         );
+        assert_eq!(
+            act("超过7天我知道，但我真的一次都没用过，能不能通融下给退了").0,
+            Action::Handoff
+        );
     }
 
     #[test]
@@ -616,6 +650,23 @@ mod tests {
         assert_eq!(
             act("忘记密码了，验证码一直收不到，能帮我处理一下账号吗"),
             (Action::Handoff, Reason::AccountOperation)
+        );
+    }
+
+    #[test]
+    fn a_worry_is_not_an_account_event() {
+        assert_ne!(
+            act("登录的时候能不能再加一道验证，怕被盗号").1,
+            Reason::AccountOperation
+        );
+        assert_eq!(act("我的账号被盗号了").1, Reason::AccountOperation);
+        assert_eq!(
+            without_worries("能加验证吗？怕被盗号。谢谢"),
+            "能加验证吗？ 。谢谢"
+        );
+        assert_eq!(
+            without_worries("add 2fa in case my account is hacked, thanks"),
+            "add 2fa  , thanks"
         );
     }
 
