@@ -249,8 +249,24 @@ pub fn has_word_phrase(words: &[String], phrase: &str) -> bool {
 }
 
 /// Stemmed Latin words of normalised text (stop words kept): the form phrase matching uses.
+/// Clause punctuation between two words becomes a `,` word, so a phrase never spans clauses
+/// (`if I delete my account, is there…` holds no `my account is`).
 pub fn stemmed_words(norm: &str) -> Vec<String> {
-    latin_words(norm).into_iter().map(stem).collect()
+    let mut out = Vec::new();
+    let mut last_end = 0;
+    for w in latin_words(norm) {
+        let start = w.as_ptr() as usize - norm.as_ptr() as usize;
+        if !out.is_empty() && norm[last_end..start].contains(is_clause_break) {
+            out.push(",".to_string());
+        }
+        out.push(stem(w));
+        last_end = start + w.len();
+    }
+    out
+}
+
+fn is_clause_break(c: char) -> bool {
+    ",.;:!?，。；：！？、\n".contains(c)
 }
 
 /// True when a cue matches normalised text: cues with CJK characters match as substrings,
@@ -662,6 +678,17 @@ mod tests {
         ] {
             assert_eq!(stem(&stem(w)), stem(w), "{w}");
         }
+    }
+
+    #[test]
+    fn word_phrases_do_not_span_clauses() {
+        let words = stemmed_words("if i delete my account, is there a grace period?");
+        assert!(!has_word_phrase(&words, "my account is"));
+        assert!(has_word_phrase(&words, "delete my account"));
+        assert!(has_word_phrase(
+            &stemmed_words("my account is locked"),
+            "my account is"
+        ));
     }
 
     #[test]
