@@ -260,11 +260,12 @@ fn asked_part(norm: &str) -> Vec<(&str, Option<Vec<String>>)> {
     }
 }
 
-/// `norm` without the clauses that voice a worry (`怕被盗号`, `in case my account gets
-/// hacked`): from a [`lexicon::HYPOTHETICAL`] word to the end of its clause.
-fn without_worries(norm: &str) -> String {
+/// `norm` without the clauses that a marker opens: from the marker to the end of its clause.
+/// With [`lexicon::HYPOTHETICAL`] it drops worries (`怕被盗号`, `in case my account gets
+/// hacked`), with [`lexicon::SELF_DESCRIPTION`] self-introductions (`我是写代码的`).
+fn without_clauses(norm: &str, markers: &[&str]) -> String {
     let mut out = norm.to_string();
-    for marker in lexicon::HYPOTHETICAL {
+    for marker in markers {
         while let Some(start) = find_marker(&out, marker) {
             let end = out[start..]
                 .find(|c: char| ",.;!?，。；！？\n".contains(c))
@@ -334,8 +335,10 @@ pub fn classify_cues(question: &str, kb: &Knowledge, config: &GuardConfig) -> Op
     // operation on the user's account. Only what the user asks can be off-topic: in "I
     // translate for a living. Will your app run on macOS 11?" the trade is context.
     let competitors: Vec<&str> = config.competitors.iter().map(String::as_str).collect();
-    for (part, part_words) in asked_part(&norm) {
-        let part_words = part_words.as_deref().unwrap_or(&words);
+    let asked = without_clauses(&norm, lexicon::SELF_DESCRIPTION);
+    let asked_words = text::stemmed_words(&asked);
+    for (part, part_words) in asked_part(&asked) {
+        let part_words = part_words.as_deref().unwrap_or(&asked_words);
         for cues in [lexicon::OFF_TOPIC, &competitors] {
             for cue in cues {
                 if text::cue_matches(part, part_words, cue) && !kb.mentions(cue) {
@@ -345,7 +348,7 @@ pub fn classify_cues(question: &str, kb: &Knowledge, config: &GuardConfig) -> Op
         }
     }
     let question_form = first(lexicon::HOW_TO).is_some();
-    let events = without_worries(&norm);
+    let events = without_clauses(&norm, lexicon::HYPOTHETICAL);
     let event_words = text::stemmed_words(&events);
     let in_events =
         |cues: &[&str]| text::first_cue(&events, &event_words, cues).map(str::to_string);
@@ -654,18 +657,25 @@ mod tests {
     }
 
     #[test]
+    fn a_self_introduction_is_not_a_request() {
+        assert_ne!(
+            act("我是写代码的，平时用Linux，你们有Linux客户端吗？").1,
+            Reason::OffTopic
+        );
+        assert_eq!(act("帮我写代码").1, Reason::OffTopic);
+    }
+
+    #[test]
     fn a_worry_is_not_an_account_event() {
         assert_ne!(
             act("登录的时候能不能再加一道验证，怕被盗号").1,
             Reason::AccountOperation
         );
         assert_eq!(act("我的账号被盗号了").1, Reason::AccountOperation);
+        let worries = |s| without_clauses(s, lexicon::HYPOTHETICAL);
+        assert_eq!(worries("能加验证吗？怕被盗号。谢谢"), "能加验证吗？ 。谢谢");
         assert_eq!(
-            without_worries("能加验证吗？怕被盗号。谢谢"),
-            "能加验证吗？ 。谢谢"
-        );
-        assert_eq!(
-            without_worries("add 2fa in case my account is hacked, thanks"),
+            worries("add 2fa in case my account is hacked, thanks"),
             "add 2fa  , thanks"
         );
     }

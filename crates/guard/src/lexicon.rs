@@ -256,6 +256,7 @@ pub const EN_STOP: &[&str] = &[
     "anymore",
     "literally",
     "seriously",
+    "exactly",
 ];
 
 /// Chinese particles and pronouns: no unigram, and no bigram through them.
@@ -323,6 +324,9 @@ pub const ZH_FILLERS: &[&str] = &[
     "多长",
     "多高",
     "东西",
+    "老铁们",
+    "老铁",
+    "慌得一批",
     "找了半天没找到",
     "找半天没找到",
     "找了半天",
@@ -1129,7 +1133,18 @@ pub const SYNONYMS: &[(&str, &[&str])] = &[
         ],
     ),
     ("preview", &["预览", "preview"]),
-    ("student", &["学生", "student"]),
+    (
+        "student",
+        &[
+            "学生",
+            "研究生",
+            "大学生",
+            "student",
+            "grad student",
+            "graduate student",
+            "postgrad",
+        ],
+    ),
     ("family", &["家庭", "family"]),
     (
         "team",
@@ -1644,9 +1659,13 @@ pub const COMPLAINT: &[&str] = &[
 /// Words that make the rest of their clause a worry, not an event (`怕被盗号` is no
 /// hacked account): account-operation cues are not looked for there.
 pub const HYPOTHETICAL: &[&str] = &[
-    "怕", "担心", "以防", "防止", "万一", "免得", "in case", "afraid", "worried", "worry",
-    "prevent",
+    "怕", "担心", "以防", "防止", "万一", "免得", "听说", "in case", "afraid", "worried", "worry",
+    "prevent", "heard",
 ];
+
+/// Words that open a self-introduction (`我是写代码的`, `I'm a developer`): the rest of the
+/// clause is who is asking, not what is asked, so it cannot make a request off-topic.
+pub const SELF_DESCRIPTION: &[&str] = &["我是", "作为", "i m a", "i am a", "as a"];
 
 /// Account-specific operations that fire even in a how-to question.
 pub const ACCOUNT_OP_STRONG: &[&str] = &[
@@ -1794,6 +1813,11 @@ pub const ACCOUNT_OP_STRONG: &[&str] = &[
     "card got charged",
     "通融",
     "破例",
+    "催一下",
+    "帮我催",
+    "帮忙催",
+    "催催",
+    "expedite",
     "make an exception",
     "refund the difference",
     "to our card",
@@ -1926,6 +1950,7 @@ pub const OWN_PAYMENT: &[&str] = &[
 /// Someone else's, in Chinese (`他那个`, `同事的`): with [`SECRETS`], a request for another
 /// person's credentials, whatever the wording (`他那个分享链接的提取码是多少？`).
 pub const THIRD_PARTY_POSSESSIVE_ZH: &[&str] = &[
+    "别人的",
     "他的",
     "她的",
     "他那个",
