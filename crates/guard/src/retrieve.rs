@@ -41,7 +41,7 @@ const UNKNOWN_TERM_WEIGHT: f32 = 0.75;
 /// Weight of the terms of a sentence that asks nothing, in a message where another sentence
 /// asks: the story around a question (`I'm a wedding photographer. What does Pro cost?`)
 /// should not drown it. Calibrated on the dev split.
-const CONTEXT_WEIGHT: f32 = 0.5;
+const CONTEXT_WEIGHT: f32 = 0.4;
 /// Fewest terms the asking sentences need for the others to count as context.
 const MIN_ASKED_TERMS: usize = 3;
 /// A known query bigram overlapping a bigram that this many times more entries use is taken
