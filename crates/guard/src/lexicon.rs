@@ -257,6 +257,7 @@ pub const EN_STOP: &[&str] = &[
     "literally",
     "seriously",
     "exactly",
+    "walk",
 ];
 
 /// Chinese particles and pronouns: no unigram, and no bigram through them.
@@ -787,6 +788,10 @@ pub const SYNONYMS: &[(&str, &[&str])] = &[
             "quota",
             "more room",
             "out of room",
+            "running low",
+            "running out",
+            "low on space",
+            "low on storage",
             "gigs",
         ],
     ),
@@ -843,6 +848,8 @@ pub const SYNONYMS: &[(&str, &[&str])] = &[
             "each plan",
             "which plans",
             "what plans",
+            "each one cost",
+            "each one costs",
         ],
     ),
     (
@@ -932,6 +939,30 @@ pub const SYNONYMS: &[(&str, &[&str])] = &[
     ),
     ("phone-number", &["手机号", "mobile number", "phone number"]),
     ("email", &["邮箱", "电子邮件", "email", "e mail"]),
+    // Encryption on the way and on the disk, in customers' words.
+    (
+        "in-transit",
+        &[
+            "传输中",
+            "传输时",
+            "传输过程",
+            "in transit",
+            "while uploading",
+            "during upload",
+        ],
+    ),
+    (
+        "at-rest",
+        &[
+            "存储时",
+            "存放时",
+            "at rest",
+            "sitting on your server",
+            "sitting on your servers",
+            "on your servers",
+            "once it s stored",
+        ],
+    ),
     // Staying on the plan one has (`more space without upgrading`): add-ons, not upgrades.
     (
         "keep-plan",
@@ -945,6 +976,9 @@ pub const SYNONYMS: &[(&str, &[&str])] = &[
             "without moving to",
             "without going to",
             "without jumping to",
+            "happy with my plan",
+            "happy with basic",
+            "happy with pro",
             "don t want to upgrade",
             "don t want to change plan",
             "don t want to change plans",
@@ -1270,6 +1304,10 @@ pub const INJECTION: &[&str] = &[
     "新规则",
     "新的规则",
     "规则已经更新",
+    "system notice",
+    "policy updated",
+    "policy has been updated",
+    "confirm the new policy",
     "规则更新了",
     "规则已更新",
     "rules have changed",
@@ -1663,6 +1701,18 @@ pub const HYPOTHETICAL: &[&str] = &[
     "prevent", "heard",
 ];
 
+/// Words that report what someone else said (`找客服说要订单号`): the rest of the clause is
+/// the story, so a word for a person there is no request for one.
+pub const REPORTED_SPEECH: &[&str] = &[
+    "客服说",
+    "客服让我",
+    "客服要我",
+    "support said",
+    "support told me",
+    "agent said",
+    "agent told me",
+];
+
 /// Words that open a self-introduction (`我是写代码的`, `I'm a developer`): the rest of the
 /// clause is who is asking, not what is asked, so it cannot make a request off-topic.
 pub const SELF_DESCRIPTION: &[&str] = &["我是", "作为", "i m a", "i am a", "as a"];
@@ -1813,6 +1863,10 @@ pub const ACCOUNT_OP_STRONG: &[&str] = &[
     "card got charged",
     "通融",
     "破例",
+    "在后台把",
+    "后台帮我",
+    "后台把我",
+    "把我账号",
     "催一下",
     "帮我催",
     "帮忙催",
@@ -1867,6 +1921,20 @@ pub const ACCOUNT_OP_WEAK: &[&str] = &[
 /// make a request for someone else's data (`帮我查下我同事的账号里都存了啥`).
 pub const THIRD_PARTY: &[&str] = &[
     "的人",
+    "的用户",
+    "阿姨",
+    "叔叔",
+    "奶奶",
+    "爷爷",
+    "外婆",
+    "姥姥",
+    "我妈",
+    "我爸",
+    "姐姐",
+    "妹妹",
+    "哥哥",
+    "弟弟",
+    "隔壁",
     "这个用户",
     "那个用户",
     "这个人",
