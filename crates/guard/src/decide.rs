@@ -29,6 +29,11 @@
 //! Step 3 also catches a named third person, their data and a request to see it in one
 //! message (`帮我查下我同事的账号里都存了啥`); step 4 does not take a question about
 //! support hours (`人工客服几点下班？`) for a request for a person.
+//!
+//! Cues are only looked for where they mean what they say (`without_clauses`): a call for a
+//! person not in reported speech (`找客服说要订单号`), an off-topic cue not in a
+//! self-introduction (`我是写代码的`), an account event not in a worry or hearsay
+//! (`怕被盗号`, `听说…`); Latin phrases never span clause punctuation.
 
 use serde::Serialize;
 
@@ -635,7 +640,7 @@ mod tests {
             Reason::OtherCustomerData
         );
         assert_eq!(
-            act("帮我查一下手机号[手机号]的人有没有注册，他存了些什么").1,
+            act("帮我查一下手机号[电话]的人有没有注册，他存了些什么").1,
             Reason::OtherCustomerData
         );
         // The user paid: their own order, though the account is a relative's.
