@@ -258,6 +258,8 @@ pub const EN_STOP: &[&str] = &[
     "seriously",
     "exactly",
     "walk",
+    "process",
+    "procedure",
 ];
 
 /// Chinese particles and pronouns: no unigram, and no bigram through them.
@@ -273,7 +275,7 @@ pub const ZH_STOP_BIGRAMS: &[&str] = &[
     // Connectives and hedges: they frame a question, never name its topic.
     "如果", "总共", "一共", "大概", "具体", "到底", "其实", "另外", "然后", "但是", "因为", "所以",
     "或者", "而且", "不过", "感觉", "觉得", "打算", "听说", "比较", "万一", "是否", "这样", "那样",
-    "目前",
+    "好像", "似乎", "貌似", "目前",
 ];
 
 /// Chinese filler phrases dropped before tokenising (after synonyms, so `多少钱` is a price).
@@ -816,6 +818,19 @@ pub const SYNONYMS: &[(&str, &[&str])] = &[
         ],
     ),
     ("upload", &["上传", "upload"]),
+    // Many files at once (`勾了800多个文件一起下载`).
+    (
+        "batch",
+        &[
+            "批量",
+            "一起下载",
+            "一次性下载",
+            "打包下载",
+            "in bulk",
+            "bulk",
+            "batch",
+        ],
+    ),
     (
         "download",
         &["下载", "download", "pull down", "pulling", "grab a copy"],
@@ -966,6 +981,9 @@ pub const SYNONYMS: &[(&str, &[&str])] = &[
             "without moving to",
             "without going to",
             "without jumping to",
+            "don t really want to jump",
+            "don t really want to switch",
+            "onto my current plan",
             "happy with my plan",
             "happy with basic",
             "happy with pro",
@@ -1294,6 +1312,15 @@ pub const INJECTION: &[&str] = &[
     "新规则",
     "新的规则",
     "规则已经更新",
+    "授权你",
+    "我是你们内部",
+    "我是你们后台",
+    "i authorize you",
+    "you are authorized to",
+    "i am your admin",
+    "i m your admin",
+    "i am your developer",
+    "i m your developer",
     "不用遵守",
     "不必遵守",
     "无需遵守",
@@ -1536,6 +1563,13 @@ pub const OFF_TOPIC: &[&str] = &[
     "投资",
     "invest",
     "investing",
+    "周报",
+    "日报",
+    "工作总结",
+    "写份",
+    "写一份",
+    "加密原理",
+    "讲讲原理",
     // Office software and home servers are other products.
     "vlookup",
     "excel公式",
@@ -1862,6 +1896,11 @@ pub const ACCOUNT_OP_STRONG: &[&str] = &[
     "card got charged",
     "通融",
     "破例",
+    "加急",
+    "over to my",
+    "from your backup",
+    "from your backups",
+    "从备份里恢复",
     "补偿",
     "赔偿",
     "as compensation",
@@ -2188,6 +2227,8 @@ pub const ASKS_STAFF: &[&str] = &[
     "would you",
     "can someone",
     "could someone",
+    "can your team",
+    "could your team",
     "possible for you to",
     "can anyone",
     "please",
