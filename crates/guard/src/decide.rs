@@ -273,7 +273,7 @@ fn without_clauses(norm: &str, markers: &[&str]) -> String {
     for marker in markers {
         while let Some(start) = find_marker(&out, marker) {
             let end = out[start..]
-                .find(|c: char| ",.;!?，。；！？\n".contains(c))
+                .find(text::is_clause_break)
                 .map_or(out.len(), |i| start + i);
             out.replace_range(start..end, " ");
         }

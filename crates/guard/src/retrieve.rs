@@ -9,8 +9,8 @@
 //! stemmed Latin words, numbers). For a query, CJK bigrams the knowledge base never uses are
 //! dropped (most are word-boundary artefacts of unsegmented text), and so is a known bigram
 //! that overlaps one far more entries use (`版如` beside `础版` in `基础版如果`); characters
-//! they leave uncovered stand alone as unigrams. A Latin word neither the knowledge base nor the lexicon
-//! uses is first corrected to a known word one edit away ([`crate::typo`]).
+//! they leave uncovered stand alone as unigrams. A Latin word neither the knowledge base nor
+//! the lexicon uses is first corrected to a known word one edit away ([`crate::typo`]).
 //!
 //! **Coverage** is the share of the query's IDF-weighted terms that an entry contains; a
 //! term the knowledge base never uses counts at the highest IDF (scaled by

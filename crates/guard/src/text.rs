@@ -265,7 +265,8 @@ pub fn stemmed_words(norm: &str) -> Vec<String> {
     out
 }
 
-fn is_clause_break(c: char) -> bool {
+/// Punctuation that ends a clause (and so a sentence).
+pub(crate) fn is_clause_break(c: char) -> bool {
     ",.;:!?，。；：！？、\n".contains(c)
 }
 
